@@ -22,7 +22,7 @@ type Meta struct {
 
 // List is every list response: {"data": [...], "meta": {...}}.
 type List[T any] struct {
-	Data []T `json:"data"`
+	Data []T  `json:"data"`
 	Meta Meta `json:"meta"`
 }
 
