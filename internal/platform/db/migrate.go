@@ -33,6 +33,13 @@ type migration struct {
 // at once: PostgreSQL serialises them with an advisory lock, SQLite with its
 // write lock.
 func Migrate(ctx context.Context, gdb *gorm.DB, fsys fs.FS) error {
+	return MigrateSet(ctx, gdb, "main", fsys)
+}
+
+// MigrateSet applies one named set of migrations. Platform components that
+// keep tables inside a context's database (the outbox, processed events)
+// ship their own set, numbered independently of the context's.
+func MigrateSet(ctx context.Context, gdb *gorm.DB, set string, fsys fs.FS) error {
 	dialect := DialectOf(gdb)
 	migs, err := load(fsys, dialect)
 	if err != nil {
@@ -47,13 +54,15 @@ func Migrate(ctx context.Context, gdb *gorm.DB, fsys fs.FS) error {
 			}
 		}
 		if err := tx.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
-			version INTEGER PRIMARY KEY,
+			set_name TEXT NOT NULL,
+			version INTEGER NOT NULL,
 			name TEXT NOT NULL,
-			applied_at ` + typeTimestamp(dialect) + ` NOT NULL DEFAULT CURRENT_TIMESTAMP)`).Error; err != nil {
+			applied_at ` + typeTimestamp(dialect) + ` NOT NULL DEFAULT CURRENT_TIMESTAMP,
+			PRIMARY KEY (set_name, version))`).Error; err != nil {
 			return fmt.Errorf("create schema_migrations: %w", err)
 		}
 		var applied []int
-		if err := tx.Raw(`SELECT version FROM schema_migrations`).Scan(&applied).Error; err != nil {
+		if err := tx.Raw(`SELECT version FROM schema_migrations WHERE set_name = ?`, set).Scan(&applied).Error; err != nil {
 			return fmt.Errorf("read schema_migrations: %w", err)
 		}
 		done := map[int]bool{}
@@ -66,10 +75,10 @@ func Migrate(ctx context.Context, gdb *gorm.DB, fsys fs.FS) error {
 			}
 			for _, stmt := range splitStatements(m.sql) {
 				if err := tx.Exec(stmt).Error; err != nil {
-					return fmt.Errorf("migration %04d_%s: %w", m.version, m.name, err)
+					return fmt.Errorf("migration %s/%04d_%s: %w", set, m.version, m.name, err)
 				}
 			}
-			if err := tx.Exec(`INSERT INTO schema_migrations (version, name) VALUES (?, ?)`, m.version, m.name).Error; err != nil {
+			if err := tx.Exec(`INSERT INTO schema_migrations (set_name, version, name) VALUES (?, ?, ?)`, set, m.version, m.name).Error; err != nil {
 				return fmt.Errorf("record migration %04d: %w", m.version, err)
 			}
 		}
