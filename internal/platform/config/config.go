@@ -51,6 +51,10 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// BcryptCost is the password hashing cost (tests lower it).
 	BcryptCost int
+	// TrustProxy takes client IPs from X-Forwarded-For (set it behind Kong).
+	TrustProxy bool
+	// AccessLog writes one log line per request.
+	AccessLog bool
 
 	getenv func(string) string
 }
@@ -80,6 +84,8 @@ func Load(getenv func(string) string) (Config, error) {
 		RateBurst:       1000,
 		ShutdownTimeout: 15 * time.Second,
 		BcryptCost:      10,
+		TrustProxy:      getenv("POS_TRUST_PROXY") == "true",
+		AccessLog:       getenv("POS_ACCESS_LOG") != "false",
 		getenv:          getenv,
 	}
 	var err error

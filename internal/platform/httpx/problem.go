@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 
@@ -110,7 +111,7 @@ func humaProblem(ctx context.Context, status int, msg string, details []error) *
 		}
 		var ed *huma.ErrorDetail
 		if errors.As(d, &ed) {
-			fields = append(fields, errs.FieldError{Field: fieldName(ed.Location), Message: ed.Message})
+			fields = append(fields, errs.FieldError{Field: fieldName(ed.Location, ed.Message), Message: ed.Message})
 			continue
 		}
 		fields = append(fields, errs.FieldError{Field: "body", Message: d.Error()})
@@ -130,8 +131,16 @@ func humaProblem(ctx context.Context, status int, msg string, details []error) *
 }
 
 // fieldName turns huma's "body.lines[0].quantity" into "lines[0].quantity"
-// and "query.page" into "page": clients name fields, not locations.
-func fieldName(location string) string {
+// and "query.page" into "page": clients name fields, not locations. A
+// missing property is reported by huma at its parent object, with the name
+// only in the message; we name the missing field itself.
+func fieldName(location, message string) string {
+	if m := missingProperty.FindStringSubmatch(message); m != nil {
+		if location == "body" || location == "" {
+			return m[1]
+		}
+		location += "." + m[1]
+	}
 	for _, prefix := range []string{"body.", "query.", "path.", "header."} {
 		if strings.HasPrefix(location, prefix) {
 			return strings.TrimPrefix(location, prefix)
@@ -139,6 +148,8 @@ func fieldName(location string) string {
 	}
 	return location
 }
+
+var missingProperty = regexp.MustCompile(`^expected required property (\S+) to be present$`)
 
 // writeProblem writes a problem outside huma (echo-level errors: unknown
 // routes, body limit, auth and rate-limit middleware).

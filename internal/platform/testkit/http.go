@@ -1,7 +1,12 @@
 package testkit
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,4 +68,95 @@ func Serve(t testing.TB, mount func(s *httpx.Server)) *HTTP {
 // context calls another in the fleet (there with the service key).
 func (h *HTTP) Client(contextName, key string) *httpx.Client {
 	return httpx.NewClient(httpx.ClientConfig{Context: contextName, BaseURL: h.URL, ServiceKey: key, Retries: -1})
+}
+
+// Response is what Call got back.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Call sends one request to the test server. body is sent as is when it is
+// a string or []byte (to test malformed input) and as JSON otherwise; nil
+// sends none. headers are name, value pairs (e.g. "X-API-Key", key).
+func (h *HTTP) Call(t testing.TB, method, path string, body any, headers ...string) Response {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			t.Fatalf("encode body: %v", err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, h.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read %s %s: %v", method, path, err)
+	}
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: raw}
+}
+
+// Problem asserts the response is an RFC 9457 problem with the given
+// status and decodes it.
+func (r Response) Problem(t testing.TB, status int) httpx.Problem {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
+	}
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, httpx.ProblemContentType) {
+		t.Fatalf("content type %q, want %s: %s", ct, httpx.ProblemContentType, r.Body)
+	}
+	var p httpx.Problem
+	if err := json.Unmarshal(r.Body, &p); err != nil {
+		t.Fatalf("decode problem: %v: %s", err, r.Body)
+	}
+	if p.Status != status || p.Type == "" || p.Title == "" {
+		t.Fatalf("incomplete problem: %s", r.Body)
+	}
+	return p
+}
+
+// JSON asserts the status and decodes the body into v.
+func (r Response) JSON(t testing.TB, status int, v any) {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
+	}
+	if v != nil {
+		if err := json.Unmarshal(r.Body, v); err != nil {
+			t.Fatalf("decode: %v: %s", err, r.Body)
+		}
+	}
+}
+
+// HasField tells whether a problem names field among its errors.
+func HasField(p httpx.Problem, field string) bool {
+	for _, f := range p.Errors {
+		if f.Field == field {
+			return true
+		}
+	}
+	return false
 }

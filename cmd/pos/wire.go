@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"gorm.io/gorm"
+
+	"github.com/retailco/pos/internal/platform/auth"
+	"github.com/retailco/pos/internal/platform/config"
+	"github.com/retailco/pos/internal/platform/db"
+	"github.com/retailco/pos/internal/platform/httpx"
+	"github.com/retailco/pos/internal/product"
+)
+
+// This file is the only place that knows which contexts run in this
+// process and hands each its dependencies: the local Service when the
+// dependency is hosted here, its HTTP Client otherwise. Contexts are built
+// in dependency order, so a context's dependencies exist before it does.
+
+// allContexts lists every context, dependencies before dependents.
+var allContexts = []string{product.Name}
+
+// wiring holds one process's contexts and what they own.
+type wiring struct {
+	cfg     config.Config
+	log     *slog.Logger
+	hosted  map[string]bool
+	migrate bool
+	reg     *prometheus.Registry
+	tokens  *auth.Tokens
+
+	closers []func() error
+	checks  []readiness
+	workers []func(context.Context)
+	routes  []func(s *httpx.Server)
+
+	product product.Service
+}
+
+type readiness struct {
+	context, name string
+	fn            func(context.Context) error
+}
+
+// parseOnly turns --only into a set of known contexts; empty means all.
+func parseOnly(only string) ([]string, error) {
+	if strings.TrimSpace(only) == "" {
+		return allContexts, nil
+	}
+	var out []string
+	for _, name := range strings.Split(only, ",") {
+		name = strings.TrimSpace(strings.ToLower(name))
+		if !slices.Contains(allContexts, name) {
+			return nil, fmt.Errorf("unknown context %q (known: %s)", name, strings.Join(allContexts, ", "))
+		}
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}
+
+// newWiring opens the databases of the hosted contexts (migrating them
+// unless told not to) and builds every hosted context.
+func newWiring(ctx context.Context, cfg config.Config, log *slog.Logger, hosted []string, migrate bool) (w *wiring, err error) {
+	w = &wiring{cfg: cfg, log: log, hosted: map[string]bool{}, migrate: migrate, reg: prometheus.NewRegistry()}
+	for _, h := range hosted {
+		w.hosted[h] = true
+	}
+	defer func() {
+		if err != nil {
+			w.Close()
+		}
+	}()
+	secret, err := auth.LoadSecret(cfg.JWTSecret, cfg.JWTSecretFile, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if w.tokens, err = auth.NewTokens(secret, cfg.TokenTTL); err != nil {
+		return nil, err
+	}
+
+	if w.hosted[product.Name] {
+		gdb, err := w.open(ctx, product.Name, product.Migrations)
+		if err != nil {
+			return nil, err
+		}
+		w.product = product.New(gdb)
+		svc := w.product
+		w.routes = append(w.routes, func(s *httpx.Server) { product.Routes(s.API, svc) })
+	}
+	return w, nil
+}
+
+// open opens and migrates one hosted context's own database.
+func (w *wiring) open(ctx context.Context, name string, migrations fs.FS) (*gorm.DB, error) {
+	gdb, err := db.Open(ctx, db.Options{Context: name, URL: w.cfg.DatabaseURLFor(name), DataDir: w.cfg.DataDir})
+	if err != nil {
+		return nil, err
+	}
+	w.closers = append(w.closers, func() error { return db.Close(gdb) })
+	if w.migrate {
+		start := time.Now()
+		if err := db.Migrate(ctx, gdb, migrations); err != nil {
+			return nil, err
+		}
+		w.log.Debug("migrated", "context", name, "ms", time.Since(start).Milliseconds())
+	}
+	w.checks = append(w.checks, readiness{name, "database", func(ctx context.Context) error { return db.Ping(ctx, gdb) }})
+	return gdb, nil
+}
+
+// client reaches a context this process does not host.
+func (w *wiring) client(name string) (*httpx.Client, error) {
+	base := w.cfg.ContextURL(name)
+	if base == "" {
+		return nil, fmt.Errorf("context %s is not hosted here: set POS_%s_URL or POS_GATEWAY_URL", name, strings.ToUpper(name))
+	}
+	return httpx.NewClient(httpx.ClientConfig{Context: name, BaseURL: base, ServiceKey: w.cfg.ServiceKey}), nil
+}
+
+// productService is the catalog, local or remote.
+func (w *wiring) productService() (product.Service, error) {
+	if w.product == nil {
+		c, err := w.client(product.Name)
+		if err != nil {
+			return nil, err
+		}
+		w.product = product.NewClient(c)
+	}
+	return w.product, nil
+}
+
+// keyStore is what authenticates X-API-Key on this process: the fleet's
+// service key, then the customer context's keys.
+func (w *wiring) keyStore() auth.KeyStore {
+	var chain auth.Chain
+	if w.cfg.ServiceKey != "" {
+		chain = append(chain, auth.StaticKey{Key: w.cfg.ServiceKey, Principal: auth.Principal{Role: auth.RoleService, Subject: "service", Name: "fleet service key"}})
+	}
+	return chain
+}
+
+// server builds the HTTP server and mounts every hosted context on it.
+func (w *wiring) server() *httpx.Server {
+	s := httpx.NewServer(httpx.ServerConfig{
+		Title: "pos", Version: version, InstanceID: w.cfg.InstanceID, Logger: w.log, Registry: w.reg,
+		Keys: w.keyStore(), Tokens: w.tokens, RateLimit: w.cfg.RateLimit, RateBurst: w.cfg.RateBurst,
+		TrustProxy: w.cfg.TrustProxy, AccessLog: w.cfg.AccessLog,
+	})
+	for _, r := range w.routes {
+		r(s)
+	}
+	for _, c := range w.checks {
+		s.AddCheck(c.context, c.name, c.fn)
+	}
+	return s
+}
+
+// Close releases every database, newest first.
+func (w *wiring) Close() {
+	var errsList []error
+	for i := len(w.closers) - 1; i >= 0; i-- {
+		errsList = append(errsList, w.closers[i]())
+	}
+	if err := errors.Join(errsList...); err != nil {
+		w.log.Warn("close", "err", err)
+	}
+}
