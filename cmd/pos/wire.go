@@ -17,6 +17,7 @@ import (
 	"github.com/retailco/pos/internal/platform/config"
 	"github.com/retailco/pos/internal/platform/db"
 	"github.com/retailco/pos/internal/platform/httpx"
+	"github.com/retailco/pos/internal/payment"
 	"github.com/retailco/pos/internal/product"
 )
 
@@ -26,7 +27,7 @@ import (
 // in dependency order, so a context's dependencies exist before it does.
 
 // allContexts lists every context, dependencies before dependents.
-var allContexts = []string{product.Name}
+var allContexts = []string{product.Name, payment.Name}
 
 // wiring holds one process's contexts and what they own.
 type wiring struct {
@@ -43,6 +44,7 @@ type wiring struct {
 	routes  []func(s *httpx.Server)
 
 	product product.Service
+	payment payment.Service
 }
 
 type readiness struct {
@@ -96,6 +98,15 @@ func newWiring(ctx context.Context, cfg config.Config, log *slog.Logger, hosted 
 		w.product = product.New(gdb)
 		svc := w.product
 		w.routes = append(w.routes, func(s *httpx.Server) { product.Routes(s.API, svc) })
+	}
+	if w.hosted[payment.Name] {
+		gdb, err := w.open(ctx, payment.Name, payment.Migrations)
+		if err != nil {
+			return nil, err
+		}
+		w.payment = payment.New(gdb, payment.NewSimulator(payment.SimulatorOptions{Latency: cfg.PaymentLatency}), payment.Options{Registerer: w.reg})
+		svc := w.payment
+		w.routes = append(w.routes, func(s *httpx.Server) { payment.Routes(s.API, svc) })
 	}
 	return w, nil
 }

@@ -51,6 +51,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// BcryptCost is the password hashing cost (tests lower it).
 	BcryptCost int
+	// PaymentLatency is the simulated payment gateway's delay per call.
+	PaymentLatency time.Duration
 	// TrustProxy takes client IPs from X-Forwarded-For (set it behind Kong).
 	TrustProxy bool
 	// AccessLog writes one log line per request.
@@ -99,6 +101,9 @@ func Load(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if c.TokenTTL, err = durationEnv(getenv, "POS_TOKEN_TTL", c.TokenTTL); err != nil {
+		return c, err
+	}
+	if c.PaymentLatency, err = durationEnv(getenv, "POS_PAYMENT_LATENCY", 0); err != nil {
 		return c, err
 	}
 	if c.ShutdownTimeout, err = durationEnv(getenv, "POS_SHUTDOWN_TIMEOUT", c.ShutdownTimeout); err != nil {
