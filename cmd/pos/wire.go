@@ -17,6 +17,7 @@ import (
 	"github.com/retailco/pos/internal/platform/config"
 	"github.com/retailco/pos/internal/platform/db"
 	"github.com/retailco/pos/internal/platform/httpx"
+	"github.com/retailco/pos/internal/customer"
 	"github.com/retailco/pos/internal/payment"
 	"github.com/retailco/pos/internal/product"
 )
@@ -27,7 +28,7 @@ import (
 // in dependency order, so a context's dependencies exist before it does.
 
 // allContexts lists every context, dependencies before dependents.
-var allContexts = []string{product.Name, payment.Name}
+var allContexts = []string{product.Name, customer.Name, payment.Name}
 
 // wiring holds one process's contexts and what they own.
 type wiring struct {
@@ -43,8 +44,9 @@ type wiring struct {
 	workers []func(context.Context)
 	routes  []func(s *httpx.Server)
 
-	product product.Service
-	payment payment.Service
+	product  product.Service
+	customer customer.Service
+	payment  payment.Service
 }
 
 type readiness struct {
@@ -99,6 +101,15 @@ func newWiring(ctx context.Context, cfg config.Config, log *slog.Logger, hosted 
 		svc := w.product
 		w.routes = append(w.routes, func(s *httpx.Server) { product.Routes(s.API, svc) })
 	}
+	if w.hosted[customer.Name] {
+		gdb, err := w.open(ctx, customer.Name, customer.Migrations)
+		if err != nil {
+			return nil, err
+		}
+		w.customer = customer.New(gdb, w.tokens, customer.Options{BcryptCost: cfg.BcryptCost})
+		svc := w.customer
+		w.routes = append(w.routes, func(s *httpx.Server) { customer.Routes(s.API, svc) })
+	}
 	if w.hosted[payment.Name] {
 		gdb, err := w.open(ctx, payment.Name, payment.Migrations)
 		if err != nil {
@@ -150,13 +161,34 @@ func (w *wiring) productService() (product.Service, error) {
 	return w.product, nil
 }
 
+// customerService is the customer context, local or remote.
+func (w *wiring) customerService() (customer.Service, error) {
+	if w.customer == nil {
+		c, err := w.client(customer.Name)
+		if err != nil {
+			return nil, err
+		}
+		w.customer = customer.NewClient(c)
+	}
+	return w.customer, nil
+}
+
 // keyStore is what authenticates X-API-Key on this process: the fleet's
-// service key, then the customer context's keys.
+// service key (so calls between contexts never depend on the customer
+// context), then the keys the customer context owns — directly when it is
+// hosted here, else over HTTP with a short cache.
 func (w *wiring) keyStore() auth.KeyStore {
 	var chain auth.Chain
 	if w.cfg.ServiceKey != "" {
 		chain = append(chain, auth.StaticKey{Key: w.cfg.ServiceKey, Principal: auth.Principal{Role: auth.RoleService, Subject: "service", Name: "fleet service key"}})
 	}
+	if w.hosted[customer.Name] {
+		return append(chain, w.customer)
+	}
+	if svc, err := w.customerService(); err == nil {
+		return append(chain, auth.NewCached(svc, 30*time.Second))
+	}
+	w.log.Warn("customer context unreachable: only the service key authenticates here")
 	return chain
 }
 
