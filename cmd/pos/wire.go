@@ -13,12 +13,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
+	"github.com/retailco/pos/internal/customer"
+	"github.com/retailco/pos/internal/payment"
 	"github.com/retailco/pos/internal/platform/auth"
 	"github.com/retailco/pos/internal/platform/config"
 	"github.com/retailco/pos/internal/platform/db"
 	"github.com/retailco/pos/internal/platform/httpx"
-	"github.com/retailco/pos/internal/customer"
-	"github.com/retailco/pos/internal/payment"
 	"github.com/retailco/pos/internal/product"
 )
 
