@@ -1,7 +1,7 @@
 package payment
 
 import (
-	"errors"
+	pm "github.com/retailco/pos/internal/platform/metrics"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,28 +49,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg == nil {
 		return m
 	}
-	m.payments = register(reg, m.payments)
-	m.amount = register(reg, m.amount)
-	m.refunds = register(reg, m.refunds)
-	m.refunded = register(reg, m.refunded)
-	m.gateway = register(reg, m.gateway)
-	m.conflicts = register(reg, m.conflicts)
+	m.payments = pm.Register(reg, m.payments)
+	m.amount = pm.Register(reg, m.amount)
+	m.refunds = pm.Register(reg, m.refunds)
+	m.refunded = pm.Register(reg, m.refunded)
+	m.gateway = pm.Register(reg, m.gateway)
+	m.conflicts = pm.Register(reg, m.conflicts)
 	return m
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		// Only a programming error (two metrics of one name with other
-		// labels) gets here; fail at start-up, not at the first payment.
-		panic("payment metrics: " + err.Error())
-	}
-	return c
 }
 
 func (m *metrics) gatewayCall(operation, outcome string, d time.Duration) {
