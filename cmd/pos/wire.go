@@ -13,12 +13,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
+	"github.com/retailco/pos/internal/cart"
 	"github.com/retailco/pos/internal/customer"
+	"github.com/retailco/pos/internal/inventory"
 	"github.com/retailco/pos/internal/payment"
 	"github.com/retailco/pos/internal/platform/auth"
 	"github.com/retailco/pos/internal/platform/config"
 	"github.com/retailco/pos/internal/platform/db"
 	"github.com/retailco/pos/internal/platform/httpx"
+	"github.com/retailco/pos/internal/platform/redisx"
 	"github.com/retailco/pos/internal/product"
 )
 
@@ -28,7 +31,7 @@ import (
 // in dependency order, so a context's dependencies exist before it does.
 
 // allContexts lists every context, dependencies before dependents.
-var allContexts = []string{product.Name, customer.Name, payment.Name}
+var allContexts = []string{product.Name, inventory.Name, customer.Name, payment.Name, cart.Name}
 
 // wiring holds one process's contexts and what they own.
 type wiring struct {
@@ -44,9 +47,11 @@ type wiring struct {
 	workers []func(context.Context)
 	routes  []func(s *httpx.Server)
 
-	product  product.Service
-	customer customer.Service
-	payment  payment.Service
+	product   product.Service
+	inventory inventory.Service
+	customer  customer.Service
+	payment   payment.Service
+	cart      cart.Service
 }
 
 type readiness struct {
@@ -101,6 +106,20 @@ func newWiring(ctx context.Context, cfg config.Config, log *slog.Logger, hosted 
 		svc := w.product
 		w.routes = append(w.routes, func(s *httpx.Server) { product.Routes(s.API, svc) })
 	}
+	if w.hosted[inventory.Name] {
+		gdb, err := w.open(ctx, inventory.Name, inventory.Migrations)
+		if err != nil {
+			return nil, err
+		}
+		catalog, err := w.productService()
+		if err != nil {
+			return nil, err
+		}
+		w.inventory = inventory.New(gdb, catalog)
+		svc := w.inventory
+		w.routes = append(w.routes, func(s *httpx.Server) { inventory.Routes(s.API, svc) })
+		w.workers = append(w.workers, func(ctx context.Context) { inventory.RunExpiry(ctx, svc, 30*time.Second, log) })
+	}
 	if w.hosted[customer.Name] {
 		gdb, err := w.open(ctx, customer.Name, customer.Migrations)
 		if err != nil {
@@ -119,7 +138,57 @@ func newWiring(ctx context.Context, cfg config.Config, log *slog.Logger, hosted 
 		svc := w.payment
 		w.routes = append(w.routes, func(s *httpx.Server) { payment.Routes(s.API, svc) })
 	}
+	if w.hosted[cart.Name] {
+		store, err := w.cartStore(ctx)
+		if err != nil {
+			return nil, err
+		}
+		catalog, err := w.productService()
+		if err != nil {
+			return nil, err
+		}
+		w.cart = cart.New(store, catalog, cart.Options{Registerer: w.reg})
+		svc := w.cart
+		w.routes = append(w.routes, func(s *httpx.Server) { cart.Routes(s.API, svc) })
+	}
 	return w, nil
+}
+
+// cartStore is Redis when configured (the fleet's three cart instances
+// share it), else a table in the cart's own database whose expired carts
+// a background loop purges.
+func (w *wiring) cartStore(ctx context.Context) (cart.Store, error) {
+	if w.cfg.RedisURL != "" {
+		rdb, err := redisx.Open(ctx, w.cfg.RedisURL)
+		if err != nil {
+			return nil, err
+		}
+		w.closers = append(w.closers, rdb.Close)
+		w.checks = append(w.checks, readiness{cart.Name, "redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
+		return cart.NewRedisStore(rdb, "pos:"), nil
+	}
+	gdb, err := w.open(ctx, cart.Name, cart.Migrations)
+	if err != nil {
+		return nil, err
+	}
+	store := cart.NewSQLStore(gdb)
+	w.workers = append(w.workers, func(ctx context.Context) {
+		t := time.NewTicker(5 * time.Minute)
+		defer t.Stop()
+		for {
+			if n, err := cart.PurgeExpired(ctx, store, time.Now(), 500); err != nil && ctx.Err() == nil {
+				w.log.Warn("purge expired carts", "err", err)
+			} else if n > 0 {
+				w.log.Info("purged expired carts", "count", n)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	})
+	return store, nil
 }
 
 // open opens and migrates one hosted context's own database.
