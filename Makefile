@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
 # Fuzz targets run a few seconds each as regression tests: package:target.
-FUZZ_TARGETS := ./internal/product:FuzzCreateProduct
+FUZZ_TARGETS := ./internal/product:FuzzCreateProduct ./internal/inventory:FuzzReservationInput
 FUZZ_TIME    ?= 5s
 
 .PHONY: build run seed test vet fuzz bench clean
