@@ -1,0 +1,67 @@
+// Package inbox makes event consumers idempotent. The bus delivers at least
+// once: after a crash between a handler's commit and its ack, the same
+// event comes again. A consumer that records the event id in the same
+// transaction as its own writes (Once) turns that second delivery into a
+// no-op, so the effect happens exactly once.
+//
+// The table lives in the consumer's own database, as the migration set
+// "inbox":
+//
+//	db.MigrateSet(ctx, gdb, inbox.Set, inbox.Migrations)
+package inbox
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/retailco/pos/internal/platform/errs"
+)
+
+// Migrations creates processed_events(consumer, event_id, processed_at).
+//
+//go:embed migrations/*.sql
+var Migrations embed.FS
+
+// Set is the migration set name the table is recorded under.
+const Set = "inbox"
+
+// Once records that consumer processed eventID and reports whether this is
+// the first time. Call it first inside the transaction that applies the
+// event and skip the work when first is false; because the record commits
+// or rolls back with that work, a failed attempt leaves no trace and a
+// successful one cannot be repeated.
+//
+// On PostgreSQL two concurrent deliveries of one event serialise on the
+// primary key: the second waits for the first transaction and then sees
+// first == false (or true, if the first rolled back).
+func Once(tx *gorm.DB, consumer, eventID string) (first bool, err error) {
+	if consumer == "" || eventID == "" {
+		return false, fmt.Errorf("inbox: consumer and event id are required: %w", errs.Invalid)
+	}
+	res := tx.Exec(`INSERT INTO processed_events (consumer, event_id, processed_at) VALUES (?, ?, ?)
+		ON CONFLICT (consumer, event_id) DO NOTHING`, consumer, eventID, time.Now().UTC().Truncate(time.Microsecond))
+	if res.Error != nil {
+		return false, fmt.Errorf("inbox %s %s: %w", consumer, eventID, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// Prune forgets events processed more than olderThan ago, so the table does
+// not grow forever. olderThan must exceed the longest time a message can
+// wait for redelivery (the bus retention, 24h by default): an event pruned
+// and then redelivered would be applied again.
+func Prune(ctx context.Context, gdb *gorm.DB, olderThan time.Duration) (int64, error) {
+	if olderThan <= 0 {
+		return 0, fmt.Errorf("inbox prune: olderThan must be positive: %w", errs.Invalid)
+	}
+	res := gdb.WithContext(ctx).Exec(`DELETE FROM processed_events WHERE processed_at < ?`,
+		time.Now().UTC().Add(-olderThan).Truncate(time.Microsecond))
+	if res.Error != nil {
+		return 0, fmt.Errorf("inbox prune: %w", res.Error)
+	}
+	return res.RowsAffected, nil
+}

@@ -1,0 +1,316 @@
+// Package outbox is the transactional outbox: a producer writes its events
+// into a table of its own database in the same transaction as the state
+// change (Add), and a Relay publishes them to the bus afterwards. The state
+// change and its events therefore commit together or not at all.
+//
+// The relay publishes unpublished rows in position order and marks them
+// published only after the bus accepted them: a crash in between publishes
+// them again (consumers deduplicate on the event id; SQLBus and RedisBus
+// also drop the repeat), never loses them.
+//
+// It deliberately keeps no "last published position" checkpoint. On
+// PostgreSQL identity values are taken at insert but become visible at
+// commit, in any order: a transaction holding position 7 can commit after
+// the relay has already published 8, and a relay reading "position >
+// checkpoint" would skip 7 for ever. The relay reads "published_at IS NULL
+// ORDER BY position" instead, through a partial index that only holds the
+// unpublished rows, so a late row is simply found on the next round.
+//
+// Several processes of one context (three cart instances) may each run a
+// relay on the same database: on PostgreSQL a transaction-scoped advisory
+// lock lets one of them work at a time, which also keeps publish order. On
+// SQLite there is only ever one process per file.
+//
+// Usage, in the producer's own transaction:
+//
+//	err := gdb.Transaction(func(tx *gorm.DB) error {
+//		if err := tx.Create(&sale).Error; err != nil { return err }
+//		env, err := events.New(ctx, "sales.sale_completed", sale.ID, sale.Version, payload)
+//		if err != nil { return err }
+//		return outbox.Add(tx, env)
+//	})
+//	if err == nil { relay.Notify() }
+package outbox
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"gorm.io/gorm"
+
+	"github.com/retailco/pos/internal/platform/db"
+	"github.com/retailco/pos/internal/platform/errs"
+	"github.com/retailco/pos/internal/platform/events"
+)
+
+// Migrations creates the outbox table in the producer's database:
+//
+//	db.MigrateSet(ctx, gdb, outbox.Set, outbox.Migrations)
+//
+//go:embed migrations/*.sql
+var Migrations embed.FS
+
+// Set is the migration set name the outbox table is recorded under.
+const Set = "outbox"
+
+// Add writes envs to the outbox inside tx, the producer's transaction.
+// Nothing is published until tx commits; call Relay.Notify after the commit
+// to have them published at once rather than at the next poll.
+func Add(tx *gorm.DB, envs ...events.Envelope) error {
+	if len(envs) == 0 {
+		return nil
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	rows := make([]map[string]any, len(envs))
+	for i, e := range envs {
+		if err := e.Validate(); err != nil {
+			return err
+		}
+		raw, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("outbox: encode %s: %w", e.EventID, err)
+		}
+		rows[i] = map[string]any{"event_id": e.EventID, "stream": e.Stream, "event_type": e.EventType,
+			"envelope": string(raw), "created_at": now}
+	}
+	// In order, one statement per batch: positions follow the slice order.
+	if err := tx.Table("outbox").CreateInBatches(rows, 100).Error; err != nil {
+		if db.IsUniqueViolation(err) {
+			return fmt.Errorf("outbox: event id already added: %w", errs.Conflict)
+		}
+		return fmt.Errorf("outbox add: %w", err)
+	}
+	return nil
+}
+
+// RelayOptions tune a Relay; zero values pick the defaults.
+type RelayOptions struct {
+	// Name is the producing context, the label of the backlog gauge.
+	Name string
+	// PollInterval is how often the relay looks without a Notify, for rows
+	// committed by other processes or a Notify that was missed (200ms).
+	PollInterval time.Duration
+	// BatchSize is how many rows one publish takes (100).
+	BatchSize int
+	// Retention keeps published rows this long before deleting them, for
+	// inspection (24h).
+	Retention time.Duration
+	// CleanupInterval is how often published rows past Retention are
+	// deleted (1m).
+	CleanupInterval time.Duration
+	// Registry receives the outbox_backlog gauge; nil keeps it unexported.
+	Registry *prometheus.Registry
+	// Logger reports publish failures; nil uses slog.Default().
+	Logger *slog.Logger
+}
+
+// Relay publishes one producer database's outbox to the bus.
+type Relay struct {
+	db      *gorm.DB
+	dialect db.Dialect
+	pub     events.Publisher
+	o       RelayOptions
+	log     *slog.Logger
+	backlog prometheus.Gauge
+	wake    chan struct{}
+}
+
+// NewRelay returns a relay for the outbox in gdb (already migrated with
+// Migrations), publishing to pub. Start it with Run.
+func NewRelay(gdb *gorm.DB, pub events.Publisher, o RelayOptions) (*Relay, error) {
+	if pub == nil || o.Name == "" {
+		return nil, fmt.Errorf("outbox relay needs a publisher and a name: %w", errs.Invalid)
+	}
+	if o.PollInterval == 0 {
+		o.PollInterval = 200 * time.Millisecond
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = 100
+	}
+	if o.Retention == 0 {
+		o.Retention = 24 * time.Hour
+	}
+	if o.CleanupInterval == 0 {
+		o.CleanupInterval = time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.PollInterval < 0 || o.BatchSize < 0 || o.Retention < 0 || o.CleanupInterval < 0 {
+		return nil, fmt.Errorf("outbox relay options must not be negative: %w", errs.Invalid)
+	}
+	gauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "outbox_backlog", Help: "Outbox rows committed but not yet published, per producing context.",
+	}, []string{"producer"})
+	if o.Registry != nil {
+		if err := o.Registry.Register(gauge); err != nil {
+			// Every relay of the process shares the one family.
+			var are prometheus.AlreadyRegisteredError
+			existing, ok := (*prometheus.GaugeVec)(nil), false
+			if errors.As(err, &are) {
+				existing, ok = are.ExistingCollector.(*prometheus.GaugeVec)
+			}
+			if !ok {
+				return nil, fmt.Errorf("register outbox metrics: %w", err)
+			}
+			gauge = existing
+		}
+	}
+	return &Relay{
+		db: gdb, dialect: db.DialectOf(gdb), pub: pub, o: o,
+		log:     o.Logger.With("component", "outbox", "producer", o.Name),
+		backlog: gauge.WithLabelValues(o.Name),
+		wake:    make(chan struct{}, 1),
+	}, nil
+}
+
+// Notify tells the relay that rows were just committed, so it publishes
+// now instead of at the next poll. It never blocks.
+func (r *Relay) Notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default: // a wake-up is already pending; one is enough
+	}
+}
+
+// Run relays until ctx ends, then returns nil. Publish failures are logged
+// and retried with backoff; rows stay unpublished until a publish succeeds.
+func (r *Relay) Run(ctx context.Context) error {
+	failures := 0
+	nextCleanup := time.Now()
+	var lastMeasure time.Time
+	for ctx.Err() == nil {
+		n, err := r.relayBatch(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		// Measured on failures too (a growing backlog while the bus is down
+		// is what the gauge is for), but at most once a second: counting a
+		// large backlog after every batch would cost more than relaying it.
+		if time.Since(lastMeasure) >= time.Second || n < r.o.BatchSize {
+			r.measure(ctx)
+			lastMeasure = time.Now()
+		}
+		if err != nil {
+			failures++
+			r.log.Warn("outbox relay failed; retrying", "err", err, "failures", failures)
+			wait := min(r.o.PollInterval<<min(failures, 6), 5*time.Second)
+			sleep(ctx, wait, nil)
+			continue
+		}
+		failures = 0
+		if n == r.o.BatchSize {
+			continue // more waiting: no pause
+		}
+		if time.Now().After(nextCleanup) {
+			if _, err := r.Cleanup(ctx); err != nil && ctx.Err() == nil {
+				r.log.Warn("outbox cleanup failed", "err", err)
+			}
+			nextCleanup = time.Now().Add(r.o.CleanupInterval)
+		}
+		sleep(ctx, r.o.PollInterval, r.wake)
+	}
+	return nil
+}
+
+// sleep waits d, or until ctx ends or wake fires.
+func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-wake:
+	case <-t.C:
+	}
+}
+
+// relayBatch publishes the oldest unpublished rows and marks them. It
+// returns how many it published.
+func (r *Relay) relayBatch(ctx context.Context) (int, error) {
+	if r.dialect != db.Postgres {
+		return r.publishBatch(ctx, r.db.WithContext(ctx))
+	}
+	var n int
+	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// One relay per outbox at a time, across processes; the lock goes
+		// with the transaction, so a relay that dies releases it.
+		var mine bool
+		if err := tx.Raw(`SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox_relay'))`).Row().Scan(&mine); err != nil {
+			return err
+		}
+		if !mine {
+			return nil
+		}
+		var err error
+		n, err = r.publishBatch(ctx, tx)
+		return err
+	})
+	return n, err
+}
+
+func (r *Relay) publishBatch(ctx context.Context, q *gorm.DB) (int, error) {
+	var rows []struct {
+		Position int64
+		EventID  string
+		Envelope string
+	}
+	if err := q.Raw(`SELECT position, event_id, envelope FROM outbox WHERE published_at IS NULL ORDER BY position LIMIT ?`,
+		r.o.BatchSize).Scan(&rows).Error; err != nil {
+		return 0, fmt.Errorf("read outbox: %w", err)
+	}
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	envs := make([]events.Envelope, 0, len(rows))
+	positions := make([]int64, 0, len(rows))
+	for _, row := range rows {
+		var env events.Envelope
+		if err := json.Unmarshal([]byte(row.Envelope), &env); err != nil {
+			// Add wrote valid JSON, so this row was edited by hand; leave
+			// it for a human rather than stop every other event.
+			r.log.Error("outbox row does not decode; skipped", "position", row.Position, "event_id", row.EventID, "err", err)
+			continue
+		}
+		envs = append(envs, env)
+		positions = append(positions, row.Position)
+	}
+	if len(envs) == 0 {
+		return len(rows), nil
+	}
+	if err := r.pub.Publish(ctx, envs...); err != nil {
+		return 0, fmt.Errorf("publish outbox: %w", err)
+	}
+	// Only now: a crash before this line republishes, never loses.
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	if err := q.Exec(`UPDATE outbox SET published_at = ? WHERE position IN ?`, now, positions).Error; err != nil {
+		return 0, fmt.Errorf("mark outbox published: %w", err)
+	}
+	return len(rows), nil
+}
+
+// Backlog counts the rows not yet published.
+func (r *Relay) Backlog(ctx context.Context) (int64, error) {
+	var n int64
+	err := r.db.WithContext(ctx).Raw(`SELECT COUNT(*) FROM outbox WHERE published_at IS NULL`).Row().Scan(&n)
+	return n, err
+}
+
+func (r *Relay) measure(ctx context.Context) {
+	if n, err := r.Backlog(ctx); err == nil {
+		r.backlog.Set(float64(n))
+	}
+}
+
+// Cleanup deletes published rows older than the retention; unpublished
+// rows are never touched. Run calls it every CleanupInterval.
+func (r *Relay) Cleanup(ctx context.Context) (int64, error) {
+	cutoff := time.Now().UTC().Add(-r.o.Retention).Truncate(time.Microsecond)
+	res := r.db.WithContext(ctx).Exec(`DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < ?`, cutoff)
+	return res.RowsAffected, res.Error
+}
