@@ -99,8 +99,10 @@ type Envelope struct {
 var (
 	// namePattern is what stream and group names look like: they become
 	// Redis keys and SQL values, so keep them plain.
-	namePattern      = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
-	eventTypePattern = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}\.[a-z0-9_.-]{1,120}$`)
+	namePattern = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+	// eventTypePattern: "<stream>.<Name>", the name in the domain's own
+	// words (claims.ClaimCreated, sales.SaleCompleted, orders.OrderConfirmed).
+	eventTypePattern = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}\.[A-Za-z0-9_.-]{1,120}$`)
 )
 
 // New builds an envelope for an event of eventType ("<stream>.<name>") about
@@ -108,7 +110,7 @@ var (
 // taken as is). The correlation id comes from ctx.
 func New(ctx context.Context, eventType, aggregateID string, version int64, data any) (Envelope, error) {
 	if !eventTypePattern.MatchString(eventType) {
-		return Envelope{}, fmt.Errorf("event type %q must be <stream>.<name> in lower case: %w", eventType, errs.Invalid)
+		return Envelope{}, fmt.Errorf("event type %q must be <stream>.<Name> with a lower-case stream: %w", eventType, errs.Invalid)
 	}
 	var raw json.RawMessage
 	switch d := data.(type) {
