@@ -68,6 +68,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/retailco/pos/internal/platform/auth"
 	"github.com/retailco/pos/internal/platform/correlation"
 	"github.com/retailco/pos/internal/platform/errs"
 	"github.com/retailco/pos/internal/platform/ids"
@@ -78,7 +79,7 @@ import (
 type Envelope struct {
 	// EventID is unique per event; consumers deduplicate on it.
 	EventID string `json:"event_id"`
-	// EventType is "<stream>.<name>", e.g. "sales.sale_completed".
+	// EventType is "<stream>.<Name>", e.g. "sales.SaleCompleted".
 	EventType string `json:"event_type"`
 	// Stream is the producing context's stream ("sales", "claims", …);
 	// New derives it from the event type's prefix.
@@ -92,6 +93,10 @@ type Envelope struct {
 	OccurredAt time.Time `json:"occurred_at"`
 	// CorrelationID ties the event to the request that caused it.
 	CorrelationID string `json:"correlation_id,omitempty"`
+	// Actor is who caused it ("<role>:<subject>", e.g. "agent:key_01…" or
+	// "customer:cus_01…"), taken from the request's principal; empty for
+	// work the system does on its own. The audit trail records it.
+	Actor string `json:"actor,omitempty"`
 	// Data is the JSON payload.
 	Data json.RawMessage `json:"data"`
 }
@@ -134,6 +139,9 @@ func New(ctx context.Context, eventType, aggregateID string, version int64, data
 		OccurredAt:       time.Now().UTC().Truncate(time.Microsecond),
 		CorrelationID:    correlation.From(ctx),
 		Data:             raw,
+	}
+	if p, ok := auth.FromContext(ctx); ok {
+		env.Actor = string(p.Role) + ":" + p.Subject
 	}
 	return env, env.Validate()
 }
