@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"embed"
 	"fmt"
 	"io/fs"
 	"regexp"
@@ -29,11 +30,44 @@ type migration struct {
 }
 
 // Migrate applies the migrations in fsys (a context's embedded folder) that
-// the database has not seen yet. It is safe to call from several processes
-// at once: PostgreSQL serialises them with an advisory lock, SQLite with its
-// write lock.
+// the database has not seen yet, then the platform's own tables that every
+// context database carries: the outbox (events it publishes, written in
+// the same transaction as its state) and the inbox (events it consumed,
+// for idempotency). It is safe to call from several processes at once:
+// PostgreSQL serialises them with an advisory lock, SQLite with its write
+// lock.
 func Migrate(ctx context.Context, gdb *gorm.DB, fsys fs.FS) error {
-	return MigrateSet(ctx, gdb, "main", fsys)
+	if err := MigrateSet(ctx, gdb, "main", fsys); err != nil {
+		return err
+	}
+	if err := MigrateSet(ctx, gdb, OutboxSet, OutboxMigrations); err != nil {
+		return err
+	}
+	return MigrateSet(ctx, gdb, InboxSet, InboxMigrations)
+}
+
+// The platform's tables in every context database.
+const (
+	OutboxSet = "outbox"
+	InboxSet  = "inbox"
+)
+
+//go:embed platform/outbox/*.sql platform/inbox/*.sql
+var platformMigrations embed.FS
+
+// OutboxMigrations and InboxMigrations are the platform sets Migrate
+// applies; packages outbox and inbox re-export them.
+var (
+	OutboxMigrations = mustSub(platformMigrations, "platform/outbox")
+	InboxMigrations  = mustSub(platformMigrations, "platform/inbox")
+)
+
+func mustSub(fsys fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	return sub
 }
 
 // MigrateSet applies one named set of migrations. Platform components that

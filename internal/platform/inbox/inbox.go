@@ -5,29 +5,26 @@
 // no-op, so the effect happens exactly once.
 //
 // The table lives in the consumer's own database, as the migration set
-// "inbox":
-//
-//	db.MigrateSet(ctx, gdb, inbox.Set, inbox.Migrations)
+// "inbox", which db.Migrate applies to every context's database.
 package inbox
 
 import (
 	"context"
-	"embed"
 	"fmt"
 	"time"
 
 	"gorm.io/gorm"
 
+	"github.com/retailco/pos/internal/platform/db"
 	"github.com/retailco/pos/internal/platform/errs"
 )
 
-// Migrations creates processed_events(consumer, event_id, processed_at).
-//
-//go:embed migrations/*.sql
-var Migrations embed.FS
+// Migrations creates processed_events(consumer, event_id, processed_at);
+// it lives in package db, which applies it to every context's database.
+var Migrations = db.InboxMigrations
 
 // Set is the migration set name the table is recorded under.
-const Set = "inbox"
+const Set = db.InboxSet
 
 // Once records that consumer processed eventID and reports whether this is
 // the first time. Call it first inside the transaction that applies the

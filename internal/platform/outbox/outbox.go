@@ -34,7 +34,6 @@ package outbox
 
 import (
 	"context"
-	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,15 +48,13 @@ import (
 	"github.com/retailco/pos/internal/platform/events"
 )
 
-// Migrations creates the outbox table in the producer's database:
-//
-//	db.MigrateSet(ctx, gdb, outbox.Set, outbox.Migrations)
-//
-//go:embed migrations/*.sql
-var Migrations embed.FS
+// Migrations creates the outbox table. db.Migrate applies it to every
+// context's database (so a context starts publishing without ceremony);
+// it lives in package db for that reason and is re-exported here.
+var Migrations = db.OutboxMigrations
 
 // Set is the migration set name the outbox table is recorded under.
-const Set = "outbox"
+const Set = db.OutboxSet
 
 // Add writes envs to the outbox inside tx, the producer's transaction.
 // Nothing is published until tx commits; call Relay.Notify after the commit
