@@ -59,6 +59,9 @@ func (g *globals) config() (config.Config, error) {
 	set(&cfg.DataDir, g.dataDir)
 	set(&cfg.DatabaseURL, g.databaseURL)
 	set(&cfg.RedisURL, g.redisURL)
+	if g.redisURL != "" && g.getenv("POS_EVENTS_REDIS_URL") == "" {
+		cfg.EventsRedisURL = g.redisURL // the bus follows --redis-url unless told otherwise
+	}
 	set(&cfg.MongoURL, g.mongoURL)
 	set(&cfg.GatewayURL, strings.TrimRight(g.gatewayURL, "/"))
 	set(&cfg.LogLevel, g.logLevel)

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,7 +22,9 @@ import (
 	"github.com/retailco/pos/internal/platform/auth"
 	"github.com/retailco/pos/internal/platform/config"
 	"github.com/retailco/pos/internal/platform/db"
+	"github.com/retailco/pos/internal/platform/events"
 	"github.com/retailco/pos/internal/platform/httpx"
+	"github.com/retailco/pos/internal/platform/outbox"
 	"github.com/retailco/pos/internal/platform/redisx"
 	"github.com/retailco/pos/internal/product"
 )
@@ -41,6 +45,8 @@ type wiring struct {
 	migrate bool
 	reg     *prometheus.Registry
 	tokens  *auth.Tokens
+
+	bus events.Bus
 
 	closers []func() error
 	checks  []readiness
@@ -116,6 +122,9 @@ func newWiring(ctx context.Context, cfg config.Config, log *slog.Logger, hosted 
 			return nil, err
 		}
 		w.inventory = inventory.New(gdb, catalog)
+		if err := w.relay(ctx, inventory.Name, gdb); err != nil {
+			return nil, err
+		}
 		svc := w.inventory
 		w.routes = append(w.routes, func(s *httpx.Server) { inventory.Routes(s.API, svc) })
 		w.workers = append(w.workers, func(ctx context.Context) { inventory.RunExpiry(ctx, svc, 30*time.Second, log) })
@@ -189,6 +198,47 @@ func (w *wiring) cartStore(ctx context.Context) (cart.Store, error) {
 		}
 	})
 	return store, nil
+}
+
+// eventBus is the process's bus, made on first use: Redis Streams when
+// configured, else the SQL log in its own database ("bus": a SQLite file
+// under the data dir, or a schema on PostgreSQL).
+func (w *wiring) eventBus(ctx context.Context) (events.Bus, error) {
+	if w.bus != nil {
+		return w.bus, nil
+	}
+	opts := events.Options{Registry: w.reg, Logger: w.log, Consumer: w.cfg.InstanceID + "-" + strconv.Itoa(os.Getpid())}
+	var err error
+	if url := w.cfg.EventsRedisURL; url != "" {
+		w.bus, err = events.NewRedisBus(ctx, url, opts)
+	} else {
+		w.bus, err = events.OpenSQLBus(ctx, db.Options{Context: "bus", URL: w.cfg.DatabaseURLFor("bus"), DataDir: w.cfg.DataDir}, opts)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("event bus: %w", err)
+	}
+	bus := w.bus
+	w.closers = append(w.closers, bus.Close)
+	return bus, nil
+}
+
+// relay publishes a producing context's outbox to the bus, in the
+// background, for as long as the process serves.
+func (w *wiring) relay(ctx context.Context, name string, gdb *gorm.DB) error {
+	bus, err := w.eventBus(ctx)
+	if err != nil {
+		return err
+	}
+	r, err := outbox.NewRelay(gdb, bus, outbox.RelayOptions{Name: name, Registry: w.reg, Logger: w.log})
+	if err != nil {
+		return err
+	}
+	w.workers = append(w.workers, func(ctx context.Context) {
+		if err := r.Run(ctx); err != nil && ctx.Err() == nil {
+			w.log.Error("outbox relay stopped", "context", name, "err", err)
+		}
+	})
+	return nil
 }
 
 // open opens and migrates one hosted context's own database.

@@ -14,7 +14,9 @@ import (
 
 	"github.com/retailco/pos/internal/platform/db"
 	"github.com/retailco/pos/internal/platform/errs"
+	"github.com/retailco/pos/internal/platform/events"
 	"github.com/retailco/pos/internal/platform/ids"
+	"github.com/retailco/pos/internal/platform/outbox"
 	"github.com/retailco/pos/internal/platform/page"
 )
 
@@ -202,13 +204,39 @@ func (e *shortError) Unwrap() error { return errs.Conflict }
 // the row as it is when the UPDATE takes its lock, and a row that would
 // break it is simply not updated (RowsAffected 0).
 const (
-	updateStockSQL = `UPDATE stock SET on_hand = on_hand + ?, reserved = reserved + ?, updated_at = ?
-		WHERE location_id = ? AND product_id = ? AND reserved + ? >= 0 AND on_hand + ? >= reserved + ?`
+	updateStockSQL = `UPDATE stock SET on_hand = on_hand + ?, reserved = reserved + ?, updated_at = ?, version = version + 1
+		WHERE location_id = ? AND product_id = ? AND reserved + ? >= 0 AND on_hand + ? >= reserved + ?
+		RETURNING on_hand, reserved, version`
 	// A pure addition to on_hand cannot break the invariant, so it may
 	// create the row (first receipt, first transfer in).
-	addStockSQL = `INSERT INTO stock (location_id, product_id, on_hand, reserved, updated_at) VALUES (?, ?, ?, 0, ?)
-		ON CONFLICT (location_id, product_id) DO UPDATE SET on_hand = stock.on_hand + excluded.on_hand, updated_at = excluded.updated_at`
+	addStockSQL = `INSERT INTO stock (location_id, product_id, on_hand, reserved, updated_at, version) VALUES (?, ?, ?, 0, ?, 1)
+		ON CONFLICT (location_id, product_id) DO UPDATE SET on_hand = stock.on_hand + excluded.on_hand,
+		updated_at = excluded.updated_at, version = stock.version + 1
+		RETURNING on_hand, reserved, version`
 )
+
+// StockChangedEvent is the event type of every stock change (see
+// docs/events.md); reporting keeps stock value and low stock from it.
+const StockChangedEvent = "inventory.StockChanged"
+
+// StockChanged is the data of a StockChangedEvent: the row after the change
+// and the change itself.
+type StockChanged struct {
+	ProductID     string `json:"product_id"`
+	LocationID    string `json:"location_id"`
+	OnHand        int64  `json:"on_hand"`
+	Reserved      int64  `json:"reserved"`
+	Available     int64  `json:"available"`
+	DeltaOnHand   int64  `json:"delta_on_hand"`
+	DeltaReserved int64  `json:"delta_reserved"`
+	Reason        string `json:"reason"`
+	Reference     string `json:"reference,omitempty"`
+}
+
+// stockAfter is what the guarded statements return.
+type stockAfter struct {
+	OnHand, Reserved, Version int64
+}
 
 // applyStock is the only code that writes stock: each change as one guarded
 // statement, in (location, product) order so that two transactions touching
@@ -221,18 +249,22 @@ func applyStock(tx *gorm.DB, now time.Time, changes []stockChange) error {
 		return cmp.Or(strings.Compare(a.locationID, b.locationID), strings.Compare(a.productID, b.productID))
 	})
 	moves := make([]movementRow, 0, len(ordered))
+	envs := make([]events.Envelope, 0, len(ordered))
 	for _, c := range ordered {
-		var res *gorm.DB
+		var (
+			res   *gorm.DB
+			after []stockAfter
+		)
 		if c.reserved == 0 && c.onHand > 0 {
-			res = tx.Exec(addStockSQL, c.locationID, c.productID, c.onHand, now)
+			res = tx.Raw(addStockSQL, c.locationID, c.productID, c.onHand, now).Scan(&after)
 		} else {
-			res = tx.Exec(updateStockSQL, c.onHand, c.reserved, now, c.locationID, c.productID,
-				c.reserved, c.onHand, c.reserved)
+			res = tx.Raw(updateStockSQL, c.onHand, c.reserved, now, c.locationID, c.productID,
+				c.reserved, c.onHand, c.reserved).Scan(&after)
 		}
 		if res.Error != nil {
 			return dbErr("update stock", res.Error)
 		}
-		if res.RowsAffected == 0 {
+		if len(after) == 0 {
 			short := &shortError{change: c}
 			var row stockRow
 			err := tx.Where("location_id = ? AND product_id = ?", c.locationID, c.productID).Take(&row).Error
@@ -249,10 +281,25 @@ func applyStock(tx *gorm.DB, now time.Time, changes []stockChange) error {
 			DeltaOnHand: c.onHand, DeltaReserved: c.reserved, Reason: c.reason, Reference: c.reference,
 			CreatedAt: now,
 		})
+		a := after[0]
+		env, err := events.New(tx.Statement.Context, StockChangedEvent, c.productID+"@"+c.locationID, a.Version, StockChanged{
+			ProductID: c.productID, LocationID: c.locationID, OnHand: a.OnHand, Reserved: a.Reserved,
+			Available: a.OnHand - a.Reserved, DeltaOnHand: c.onHand, DeltaReserved: c.reserved,
+			Reason: c.reason, Reference: c.reference,
+		})
+		if err != nil {
+			return err
+		}
+		envs = append(envs, env)
 	}
 	if len(moves) > 0 {
 		if err := tx.Create(&moves).Error; err != nil {
 			return dbErr("record stock movements", err)
+		}
+		// The events commit with the change they describe: the outbox relay
+		// publishes them after commit, never before, never lost.
+		if err := outbox.Add(tx, envs...); err != nil {
+			return dbErr("record stock events", err)
 		}
 	}
 	return nil

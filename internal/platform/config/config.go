@@ -24,6 +24,9 @@ type Config struct {
 	// RedisURL selects Redis for carts and the event bus; empty means the
 	// embedded SQL and in-process adapters.
 	RedisURL string
+	// EventsRedisURL selects Redis Streams for the event bus
+	// (POS_EVENTS_REDIS_URL, default RedisURL); empty means the SQL log.
+	EventsRedisURL string
 	// MongoURL selects MongoDB for the claims event store.
 	MongoURL string
 	// GatewayURL is where contexts this process does not host are reached,
@@ -74,6 +77,7 @@ func Load(getenv func(string) string) (Config, error) {
 		DatabaseURL:     getenv("POS_DATABASE_URL"),
 		RedisURL:        getenv("POS_REDIS_URL"),
 		MongoURL:        getenv("POS_MONGO_URL"),
+		EventsRedisURL:  or(getenv("POS_EVENTS_REDIS_URL"), getenv("POS_REDIS_URL")),
 		GatewayURL:      strings.TrimRight(getenv("POS_GATEWAY_URL"), "/"),
 		ServiceKey:      getenv("POS_SERVICE_KEY"),
 		JWTSecret:       getenv("POS_JWT_SECRET"),
