@@ -16,9 +16,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
+	"github.com/retailco/pos/internal/audit"
 	"github.com/retailco/pos/internal/cart"
 	"github.com/retailco/pos/internal/customer"
 	"github.com/retailco/pos/internal/inventory"
+	"github.com/retailco/pos/internal/notification"
 	"github.com/retailco/pos/internal/payment"
 	"github.com/retailco/pos/internal/platform/auth"
 	"github.com/retailco/pos/internal/platform/config"
@@ -36,7 +38,7 @@ import (
 // in dependency order, so a context's dependencies exist before it does.
 
 // allContexts lists every context, dependencies before dependents.
-var allContexts = []string{product.Name, inventory.Name, customer.Name, payment.Name, cart.Name}
+var allContexts = []string{product.Name, inventory.Name, customer.Name, payment.Name, cart.Name, notification.Name, audit.Name}
 
 // wiring holds one process's contexts and what they own.
 type wiring struct {
@@ -75,6 +77,8 @@ func mountRoutes(api huma.API) {
 	customer.Routes(api, nil)
 	payment.Routes(api, nil)
 	cart.Routes(api, nil)
+	notification.Routes(api, nil)
+	audit.Routes(api, nil)
 }
 
 // parseOnly turns --only into a set of known contexts; empty means all.
@@ -172,7 +176,60 @@ func newWiring(ctx context.Context, cfg config.Config, log *slog.Logger, hosted 
 		svc := w.cart
 		w.routes = append(w.routes, func(s *httpx.Server) { cart.Routes(s.API, svc) })
 	}
+	if w.hosted[notification.Name] {
+		gdb, err := w.open(ctx, notification.Name, notification.Migrations)
+		if err != nil {
+			return nil, err
+		}
+		customers, err := w.customerService()
+		if err != nil {
+			return nil, err
+		}
+		sender, err := notification.NewSender(cfg.SMTPURL, log, w.reg)
+		if err != nil {
+			return nil, err
+		}
+		consumer := notification.NewConsumer(gdb, customers, sender, notification.Options{Logger: log, Registerer: w.reg})
+		if err := w.consume(ctx, notification.Group, notification.Streams, consumer.Handle); err != nil {
+			return nil, err
+		}
+		svc := notification.New(gdb)
+		w.routes = append(w.routes, func(s *httpx.Server) { notification.Routes(s.API, svc) })
+	}
+	if w.hosted[audit.Name] {
+		gdb, err := w.open(ctx, audit.Name, audit.Migrations)
+		if err != nil {
+			return nil, err
+		}
+		consumer := audit.NewConsumer(gdb, audit.Options{Logger: log, Registerer: w.reg})
+		if err := w.consume(ctx, audit.Group, audit.Streams, consumer.Handle); err != nil {
+			return nil, err
+		}
+		svc := audit.New(gdb, audit.Options{})
+		w.routes = append(w.routes, func(s *httpx.Server) { audit.Routes(s.API, svc) })
+	}
 	return w, nil
+}
+
+// consume subscribes a consuming context to its streams while the process
+// serves; the subscription hands unfinished messages back on shutdown.
+func (w *wiring) consume(ctx context.Context, group string, streams []string, h events.Handler) error {
+	bus, err := w.eventBus(ctx)
+	if err != nil {
+		return err
+	}
+	w.workers = append(w.workers, func(ctx context.Context) {
+		sub, err := bus.Subscribe(ctx, group, streams, h)
+		if err != nil {
+			w.log.Error("subscribe", "group", group, "err", err)
+			return
+		}
+		<-ctx.Done()
+		if err := sub.Close(); err != nil {
+			w.log.Warn("unsubscribe", "group", group, "err", err)
+		}
+	})
+	return nil
 }
 
 // cartStore is Redis when configured (the fleet's three cart instances

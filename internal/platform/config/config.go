@@ -27,6 +27,9 @@ type Config struct {
 	// EventsRedisURL selects Redis Streams for the event bus
 	// (POS_EVENTS_REDIS_URL, default RedisURL); empty means the SQL log.
 	EventsRedisURL string
+	// SMTPURL sends notification e-mail over SMTP
+	// (smtp://user:pass@host:port?from=…); empty logs them instead.
+	SMTPURL string
 	// MongoURL selects MongoDB for the claims event store.
 	MongoURL string
 	// GatewayURL is where contexts this process does not host are reached,
@@ -77,6 +80,7 @@ func Load(getenv func(string) string) (Config, error) {
 		DatabaseURL:     getenv("POS_DATABASE_URL"),
 		RedisURL:        getenv("POS_REDIS_URL"),
 		MongoURL:        getenv("POS_MONGO_URL"),
+		SMTPURL:         getenv("POS_SMTP_URL"),
 		EventsRedisURL:  or(getenv("POS_EVENTS_REDIS_URL"), getenv("POS_REDIS_URL")),
 		GatewayURL:      strings.TrimRight(getenv("POS_GATEWAY_URL"), "/"),
 		ServiceKey:      getenv("POS_SERVICE_KEY"),

@@ -113,6 +113,7 @@ func NewServer(cfg ServerConfig) *Server {
 
 	hcfg := huma.DefaultConfig(cfg.Title, cfg.Version)
 	hcfg.CreateHooks = nil // no $schema links in bodies: clients get plain JSON
+	hcfg.Components.Schemas = huma.NewMapRegistry("#/components/schemas/", schemaName)
 	hcfg.OpenAPIPath, hcfg.DocsPath, hcfg.SchemasPath = "", "", ""
 	hcfg.Info.Description = "Point-of-sale and e-commerce platform. Staff authenticate with X-API-Key, customers with a bearer token from /api/v1/auth/login."
 	hcfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
