@@ -30,6 +30,7 @@ import (
 	"github.com/retailco/pos/internal/platform/outbox"
 	"github.com/retailco/pos/internal/platform/redisx"
 	"github.com/retailco/pos/internal/product"
+	"github.com/retailco/pos/internal/sales"
 )
 
 // This file is the only place that knows which contexts run in this
@@ -38,7 +39,7 @@ import (
 // in dependency order, so a context's dependencies exist before it does.
 
 // allContexts lists every context, dependencies before dependents.
-var allContexts = []string{product.Name, inventory.Name, customer.Name, payment.Name, cart.Name, notification.Name, audit.Name}
+var allContexts = []string{product.Name, inventory.Name, customer.Name, payment.Name, cart.Name, sales.Name, notification.Name, audit.Name}
 
 // wiring holds one process's contexts and what they own.
 type wiring struct {
@@ -61,6 +62,7 @@ type wiring struct {
 	customer  customer.Service
 	payment   payment.Service
 	cart      cart.Service
+	sales     sales.Service
 }
 
 type readiness struct {
@@ -77,6 +79,7 @@ func mountRoutes(api huma.API) {
 	customer.Routes(api, nil)
 	payment.Routes(api, nil)
 	cart.Routes(api, nil)
+	sales.Routes(api, nil)
 	notification.Routes(api, nil)
 	audit.Routes(api, nil)
 }
@@ -175,6 +178,27 @@ func newWiring(ctx context.Context, cfg config.Config, log *slog.Logger, hosted 
 		w.cart = cart.New(store, catalog, cart.Options{Registerer: w.reg})
 		svc := w.cart
 		w.routes = append(w.routes, func(s *httpx.Server) { cart.Routes(s.API, svc) })
+	}
+	if w.hosted[sales.Name] {
+		gdb, err := w.open(ctx, sales.Name, sales.Migrations)
+		if err != nil {
+			return nil, err
+		}
+		catalog, err := w.productService()
+		if err != nil {
+			return nil, err
+		}
+		stock, err := w.inventoryService()
+		if err != nil {
+			return nil, err
+		}
+		if err := w.relay(ctx, sales.Name, gdb); err != nil {
+			return nil, err
+		}
+		svc := sales.New(gdb, catalog, stock, sales.Options{Registerer: w.reg, Logger: log})
+		w.sales = svc
+		w.routes = append(w.routes, func(s *httpx.Server) { sales.Routes(s.API, svc) })
+		w.workers = append(w.workers, func(ctx context.Context) { sales.RunRecovery(ctx, svc, 30*time.Second, log) })
 	}
 	if w.hosted[notification.Name] {
 		gdb, err := w.open(ctx, notification.Name, notification.Migrations)
@@ -347,6 +371,18 @@ func (w *wiring) productService() (product.Service, error) {
 		w.product = product.NewClient(c)
 	}
 	return w.product, nil
+}
+
+// inventoryService is the stock picture, local or remote.
+func (w *wiring) inventoryService() (inventory.Service, error) {
+	if w.inventory == nil {
+		c, err := w.client(inventory.Name)
+		if err != nil {
+			return nil, err
+		}
+		w.inventory = inventory.NewClient(c)
+	}
+	return w.inventory, nil
 }
 
 // customerService is the customer context, local or remote.
