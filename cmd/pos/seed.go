@@ -14,6 +14,7 @@ import (
 	"github.com/retailco/pos/internal/platform/errs"
 	"github.com/retailco/pos/internal/platform/page"
 	"github.com/retailco/pos/internal/product"
+	"github.com/retailco/pos/internal/sales"
 )
 
 // Demo data: a warehouse, three stores in three provinces (three tax
@@ -166,6 +167,20 @@ func seed(ctx context.Context, w *wiring, g *globals) error {
 		}
 	}
 
+	// Two registers per store, named after it (MTL-01-R1, MTL-01-R2, …).
+	for _, d := range demoLocations {
+		if d.Kind != "store" {
+			continue
+		}
+		for n := 1; n <= 2; n++ {
+			id := fmt.Sprintf("%s-R%d", d.Code, n)
+			_, err := w.sales.CreateRegister(ctx, sales.NewRegister{ID: id, LocationID: byCode[d.Code].ID, Name: fmt.Sprintf("Register %d", n)})
+			if err != nil && !errors.Is(err, errs.Conflict) {
+				return fmt.Errorf("seed register %s: %w", id, err)
+			}
+		}
+	}
+
 	for _, r := range demoCustomers {
 		if _, err := w.customer.Register(ctx, r); err != nil && !errors.Is(err, errs.Conflict) {
 			return fmt.Errorf("seed customer %s: %w", r.Email, err)
@@ -190,7 +205,7 @@ func seed(ctx context.Context, w *wiring, g *globals) error {
 		}
 	}
 	tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintf(g.stdout, "Seeded %d products in %d categories, %d locations, %d customers (password %q).\n",
+	fmt.Fprintf(g.stdout, "Seeded %d products in %d categories, %d locations with registers, %d customers (password %q).\n",
 		len(demoProducts), len(demoCategories), len(demoLocations), len(demoCustomers), DemoPassword)
 	fmt.Fprintln(tw, "ROLE\tKEY (shown once)")
 	for _, role := range auth.StaffRoles {
