@@ -8,7 +8,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZ_TARGETS := ./internal/product:FuzzCreateProduct ./internal/inventory:FuzzReservationInput
 FUZZ_TIME    ?= 5s
 
-.PHONY: build run seed test vet fuzz bench clean
+.PHONY: build run seed test vet fuzz bench deploy-check clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/pos
@@ -24,7 +24,7 @@ test: vet
 
 vet:
 	$(GO) vet ./...
-	@out=$$(gofmt -l cmd internal); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l cmd internal deploy); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
@@ -32,6 +32,13 @@ fuzz:
 	  echo "fuzz $$name ($(FUZZ_TIME))"; \
 	  $(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZ_TIME) $$pkg || exit 1; \
 	done
+
+# Deployment checks without Docker: kong.yml against the route table,
+# compose/Kong/Prometheus/Grafana consistency, dashboards, and promtool
+# (config, rules, rule tests) when installed. make test runs them too.
+deploy-check:
+	$(GO) test -count=1 -run 'Kong|RouteTable' ./cmd/pos/
+	$(GO) test -count=1 ./internal/platform/gateway/... ./deploy/
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
