@@ -21,6 +21,7 @@ import (
 	"github.com/retailco/pos/internal/customer"
 	"github.com/retailco/pos/internal/inventory"
 	"github.com/retailco/pos/internal/notification"
+	"github.com/retailco/pos/internal/order"
 	"github.com/retailco/pos/internal/payment"
 	"github.com/retailco/pos/internal/platform/auth"
 	"github.com/retailco/pos/internal/platform/config"
@@ -30,6 +31,7 @@ import (
 	"github.com/retailco/pos/internal/platform/outbox"
 	"github.com/retailco/pos/internal/platform/redisx"
 	"github.com/retailco/pos/internal/product"
+	"github.com/retailco/pos/internal/saga"
 	"github.com/retailco/pos/internal/sales"
 )
 
@@ -39,7 +41,8 @@ import (
 // in dependency order, so a context's dependencies exist before it does.
 
 // allContexts lists every context, dependencies before dependents.
-var allContexts = []string{product.Name, inventory.Name, customer.Name, payment.Name, cart.Name, sales.Name, notification.Name, audit.Name}
+var allContexts = []string{product.Name, inventory.Name, customer.Name, payment.Name, cart.Name, order.Name, saga.Name,
+	sales.Name, notification.Name, audit.Name}
 
 // wiring holds one process's contexts and what they own.
 type wiring struct {
@@ -63,6 +66,7 @@ type wiring struct {
 	payment   payment.Service
 	cart      cart.Service
 	sales     sales.Service
+	order     order.Service
 }
 
 type readiness struct {
@@ -79,6 +83,8 @@ func mountRoutes(api huma.API) {
 	customer.Routes(api, nil)
 	payment.Routes(api, nil)
 	cart.Routes(api, nil)
+	order.Routes(api, nil)
+	saga.Routes(api, nil)
 	sales.Routes(api, nil)
 	notification.Routes(api, nil)
 	audit.Routes(api, nil)
@@ -178,6 +184,36 @@ func newWiring(ctx context.Context, cfg config.Config, log *slog.Logger, hosted 
 		w.cart = cart.New(store, catalog, cart.Options{Registerer: w.reg})
 		svc := w.cart
 		w.routes = append(w.routes, func(s *httpx.Server) { cart.Routes(s.API, svc) })
+	}
+	if w.hosted[order.Name] {
+		gdb, err := w.open(ctx, order.Name, order.Migrations)
+		if err != nil {
+			return nil, err
+		}
+		if err := w.relay(ctx, order.Name, gdb); err != nil {
+			return nil, err
+		}
+		w.order = order.New(gdb)
+		svc := w.order
+		w.routes = append(w.routes, func(s *httpx.Server) { order.Routes(s.API, svc) })
+	}
+	if w.hosted[saga.Name] {
+		gdb, err := w.open(ctx, saga.Name, saga.Migrations)
+		if err != nil {
+			return nil, err
+		}
+		deps, err := w.sagaDeps()
+		if err != nil {
+			return nil, err
+		}
+		if err := w.relay(ctx, saga.Name, gdb); err != nil {
+			return nil, err
+		}
+		orc := saga.New(gdb, deps, saga.Options{Registerer: w.reg, Logger: log, Owner: cfg.InstanceID + "-" + strconv.Itoa(os.Getpid())})
+		// Closers run newest first: the drivers stop before the database closes.
+		w.closers = append(w.closers, func() error { orc.Close(); return nil })
+		w.routes = append(w.routes, func(s *httpx.Server) { saga.Routes(s.API, orc) })
+		w.workers = append(w.workers, func(ctx context.Context) { saga.RunResume(ctx, orc, 30*time.Second, log) })
 	}
 	if w.hosted[sales.Name] {
 		gdb, err := w.open(ctx, sales.Name, sales.Migrations)
@@ -383,6 +419,36 @@ func (w *wiring) inventoryService() (inventory.Service, error) {
 		w.inventory = inventory.NewClient(c)
 	}
 	return w.inventory, nil
+}
+
+// sagaDeps are the contexts a checkout drives, local or remote.
+func (w *wiring) sagaDeps() (saga.Deps, error) {
+	inv, err := w.inventoryService()
+	if err != nil {
+		return saga.Deps{}, err
+	}
+	if w.payment == nil {
+		c, err := w.client(payment.Name)
+		if err != nil {
+			return saga.Deps{}, err
+		}
+		w.payment = payment.NewClient(c)
+	}
+	if w.order == nil {
+		c, err := w.client(order.Name)
+		if err != nil {
+			return saga.Deps{}, err
+		}
+		w.order = order.NewClient(c)
+	}
+	if w.cart == nil {
+		c, err := w.client(cart.Name)
+		if err != nil {
+			return saga.Deps{}, err
+		}
+		w.cart = cart.NewClient(c)
+	}
+	return saga.Deps{Inventory: inv, Payments: w.payment, Orders: w.order, Carts: w.cart}, nil
 }
 
 // customerService is the customer context, local or remote.

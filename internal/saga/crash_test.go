@@ -1,0 +1,513 @@
+package saga
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/retailco/pos/internal/inventory"
+	"github.com/retailco/pos/internal/order"
+	"github.com/retailco/pos/internal/payment"
+	"github.com/retailco/pos/internal/platform/errs"
+	"github.com/retailco/pos/internal/platform/httpx"
+	"github.com/retailco/pos/internal/platform/page"
+	"github.com/retailco/pos/internal/platform/testkit"
+)
+
+// failpoints stops an orchestrator once at an armed step and point, as if
+// its process died there.
+type failpoints struct {
+	mu    sync.Mutex
+	step  string
+	at    Point
+	fired string // the saga it stopped
+}
+
+func (f *failpoints) arm(step string, at Point) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.step, f.at, f.fired = step, at, ""
+}
+
+func (f *failpoints) hit(id, step string, at Point) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.step == step && f.at == at {
+		f.step, f.fired = "", id
+		return true
+	}
+	return false
+}
+
+func (f *failpoints) firedOn() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fired
+}
+
+// scenario is one saga stopped at one step and point.
+type scenario struct {
+	name   string
+	sagaID string
+	kind   string // checkout outcome: ok, declined, orderfail; or cancel
+	step   string
+	at     Point
+	want   string
+	comps  []string
+}
+
+// TestCrashRecovery stops an orchestrator at every step of every flow,
+// before the call and after it, then lets fresh orchestrators (two at
+// once, on the same databases) resume everything: each saga ends COMPLETED
+// or FAILED with its compensations done, the crashed step repeated under
+// its idempotency key, and the invariants hold.
+func TestCrashRecovery(t *testing.T) {
+	t.Parallel()
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		ctx := context.Background()
+		fp := &failpoints{}
+		// A short lease: the fresh orchestrators take over once it runs out.
+		// The injected order outages must not open the order breaker here
+		// (TestBreaker covers it): every attempt count below is exact.
+		e := newEnv(t, b, Options{Owner: "crashing", Lease: 300 * time.Millisecond, Failpoint: fp.hit, BreakerFailures: 1000})
+		const initial = 100
+		item := e.addProduct("CRASH-1", 1000, initial)
+		total := expectedTotal(t, line{item, 1})
+
+		var scenarios []*scenario
+		points := []Point{BeforeCall, AfterCall}
+		for _, step := range []string{StepValidateCart, StepReserveStock, StepChargePayment, StepCreateOrder, StepCommitStock, StepClearCart} {
+			for _, at := range points {
+				scenarios = append(scenarios, &scenario{kind: "ok", step: step, at: at, want: StateCompleted})
+			}
+		}
+		for _, step := range []string{StepRefundPayment, StepReleaseStock} {
+			for _, at := range points {
+				scenarios = append(scenarios, &scenario{kind: "declined", step: step, at: at, want: StateFailed,
+					comps: []string{StepRefundPayment, StepReleaseStock}})
+			}
+		}
+		for _, step := range []string{StepVoidOrder, StepRefundPayment, StepReleaseStock} {
+			for _, at := range points {
+				scenarios = append(scenarios, &scenario{kind: "orderfail", step: step, at: at, want: StateFailed,
+					comps: []string{StepVoidOrder, StepRefundPayment, StepReleaseStock}})
+			}
+		}
+		for _, sc := range scenarios {
+			sc.name = fmt.Sprintf("%s/%s/%s", sc.kind, sc.step, sc.at)
+			cus := testkit.ID("cus")
+			token := "tok_visa"
+			switch sc.kind {
+			case "declined":
+				token = payment.TokenDeclined
+			case "orderfail":
+				e.faults.failFor(cus, -1)
+			}
+			fp.arm(sc.step, sc.at)
+			res, err := e.saga.Checkout(ctx, "", request(e.fillCart(line{item, 1}), cus, token))
+			sc.sagaID = fp.firedOn()
+			if sc.sagaID == "" || err != nil || Final(res.Status) || res.SagaID != sc.sagaID {
+				t.Fatalf("%s: the orchestrator did not stop there: %+v %v", sc.name, res, err)
+			}
+		}
+
+		// Cancellations, each of a completed order, stopped at each step.
+		for _, step := range []string{StepCancelOrder, StepRefundOrder, StepRestock} {
+			for _, at := range points {
+				cus := testkit.ID("cus")
+				res, err := e.saga.Checkout(ctx, "", request(e.fillCart(line{item, 1}), cus, "tok_visa"))
+				if err != nil || res.Status != StateCompleted {
+					t.Fatalf("checkout to cancel: %+v %v", res, err)
+				}
+				sc := &scenario{name: fmt.Sprintf("cancel/%s/%s", step, at), kind: "cancel", step: step, at: at, want: StateCompleted}
+				fp.arm(step, at)
+				c, err := e.saga.CancelOrder(ctx, res.OrderID)
+				sc.sagaID = fp.firedOn()
+				if sc.sagaID == "" || err != nil || Final(c.Status) || c.SagaID != sc.sagaID {
+					t.Fatalf("%s: the orchestrator did not stop there: %+v %v", sc.name, c, err)
+				}
+				scenarios = append(scenarios, sc)
+			}
+		}
+
+		// Two fresh orchestrators resume at once: the leases decide which
+		// drives each saga, and none is driven twice.
+		fresh := []*Orchestrator{e.newOrchestrator(Options{Owner: "fresh-1", BreakerFailures: 1000}),
+			e.newOrchestrator(Options{Owner: "fresh-2", BreakerFailures: 1000})}
+		ids := make([]string, len(scenarios))
+		for i, sc := range scenarios {
+			ids[i] = sc.sagaID
+		}
+		deadline := time.Now().Add(90 * time.Second)
+		for !allFinal(t, e, ids) {
+			if time.Now().After(deadline) {
+				t.Fatal("sagas still unfinished after 90 s")
+			}
+			var wg sync.WaitGroup
+			for _, orc := range fresh {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if _, err := orc.Resume(ctx); err != nil {
+						t.Errorf("resume: %v", err)
+					}
+				}()
+			}
+			wg.Wait()
+			time.Sleep(50 * time.Millisecond)
+		}
+
+		completedCheckouts, cancelled := 0, 0
+		for _, sc := range scenarios {
+			sg, err := e.saga.GetSaga(ctx, sc.sagaID)
+			must(t, err)
+			if sg.Status != sc.want {
+				t.Errorf("%s: ended %s (%s), want %s", sc.name, sg.Status, sg.Error, sc.want)
+				continue
+			}
+			all := append(append([]SagaStep{}, sg.Steps...), sg.Compensations...)
+			for _, s := range all {
+				// The crashed step ran twice: once before the crash, once
+				// resumed with the same key. Every other step ran once.
+				want := 1
+				if s.Step == sc.step {
+					want = 2
+				}
+				if sc.kind == "orderfail" && s.Step == StepCreateOrder {
+					want = e.saga.opts.MaxAttempts
+				}
+				if s.Attempts != want {
+					t.Errorf("%s: step %s took %d attempts, want %d", sc.name, s.Step, s.Attempts, want)
+				}
+				if s.Status == StepRunning {
+					t.Errorf("%s: step %s left running", sc.name, s.Step)
+				}
+			}
+			if sc.comps != nil && !equal(stepNames(sg.Compensations), sc.comps) {
+				t.Errorf("%s: compensations %v, want %v", sc.name, stepNames(sg.Compensations), sc.comps)
+			}
+			for _, c := range sg.Compensations {
+				if c.Status != StepSucceeded {
+					t.Errorf("%s: compensation %s %s", sc.name, c.Step, c.Status)
+				}
+			}
+			switch {
+			case sc.kind == "ok":
+				completedCheckouts++
+				orders, err := e.orders.ListOrders(ctx, order.Filter{SagaID: sc.sagaID})
+				must(t, err)
+				if orders.Total != 1 || orders.Items[0].Status != order.StatusConfirmed {
+					t.Errorf("%s: %d orders", sc.name, orders.Total)
+				}
+				if _, err := e.carts.Get(ctx, sg.SessionID); !errs.IsKind(err, errs.NotFound) {
+					t.Errorf("%s: cart not cleared: %v", sc.name, err)
+				}
+			case sc.kind == "cancel":
+				cancelled++
+				o, err := e.orders.GetOrder(ctx, sg.OrderID)
+				must(t, err)
+				refunds, err := e.pay.ListRefunds(ctx, sg.PaymentID, page.Request{})
+				must(t, err)
+				if o.Status != order.StatusCancelled || refunds.Total != 1 || refunds.Items[0].AmountCents != total {
+					t.Errorf("%s: order %s, %d refunds", sc.name, o.Status, refunds.Total)
+				}
+			default:
+				orders, err := e.orders.ListOrders(ctx, order.Filter{SagaID: sc.sagaID})
+				must(t, err)
+				if orders.Total != 0 {
+					t.Errorf("%s: a failed checkout left an order", sc.name)
+				}
+			}
+			// One payment per saga, whatever happened.
+			pays, err := e.pay.ListPayments(ctx, payment.Filter{TransactionID: sg.ID})
+			must(t, err)
+			if sc.kind != "cancel" && pays.Total != 1 {
+				t.Errorf("%s: %d payments for the saga", sc.name, pays.Total)
+			}
+		}
+		// The cancelled orders came from checkouts of their own.
+		completedCheckouts += cancelled
+		s := e.stock(item)
+		if want := int64(initial - completedCheckouts + cancelled); s.OnHand != want || s.Reserved != 0 {
+			t.Errorf("stock %+v, want on_hand %d and nothing reserved", s, want)
+		}
+		e.checkStockInvariant()
+		net := e.checkMoneyInvariant()
+		if want := int64(completedCheckouts-cancelled) * total; net != want {
+			t.Errorf("net money %d, want %d for %d kept orders", net, want, completedCheckouts-cancelled)
+		}
+		sum, err := e.pay.Summary(ctx, "")
+		must(t, err)
+		captured := sum.Payments[payment.StatusCaptured] + sum.Payments[payment.StatusPartiallyRefunded] + sum.Payments[payment.StatusRefunded]
+		if st := e.sim.Stats(); int64(st.Charges) != captured {
+			t.Errorf("the processor made %d charges for %d captured payments", st.Charges, captured)
+		}
+	})
+}
+
+func allFinal(t *testing.T, e *env, ids []string) bool {
+	for _, id := range ids {
+		s, err := e.saga.GetSaga(context.Background(), id)
+		must(t, err)
+		if !Final(s.Status) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestLease proves one saga is driven by one orchestrator: a driver stuck
+// past its lease loses the saga to the one that takes it over, and its
+// late write is refused; a restarted orchestrator (same owner) takes its
+// own sagas back at once, without waiting for the lease.
+func TestLease(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	release := make(chan struct{})
+	var stuck sync.Once
+	stuckAt := make(chan string, 1)
+	block := func(id, step string, at Point) bool {
+		if step == StepChargePayment && at == BeforeCall {
+			stuck.Do(func() {
+				stuckAt <- id
+				<-release
+			})
+		}
+		return false
+	}
+	e := newEnv(t, testkit.SQLite, Options{Owner: "slow", Lease: 200 * time.Millisecond, Failpoint: block})
+	item := e.addProduct("LEASE-1", 1500, 5)
+	cus := testkit.ID("cus")
+
+	// The first orchestrator hangs before charging; the caller gets 202.
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	res, err := e.saga.Checkout(short, "", request(e.fillCart(line{item, 1}), cus, "tok_visa"))
+	must(t, err)
+	id := <-stuckAt
+	if res.SagaID != id || Final(res.Status) {
+		t.Fatalf("checkout answered %+v", res)
+	}
+	// Its lease runs out; another orchestrator takes the saga over and
+	// finishes it, though the first is alive.
+	other := e.newOrchestrator(Options{Owner: "other"})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s, err := other.GetSaga(ctx, id)
+		must(t, err)
+		if s.Status == StateCompleted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("takeover did not finish the saga: %s", s.Status)
+		}
+		_, err = other.Resume(ctx)
+		must(t, err)
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The first wakes up, charges (the same transaction: a replay) and
+	// tries to record it: refused, it stops.
+	close(release)
+	lost := e.saga.metrics.errors.WithLabelValues("", "lease_lost")
+	for counter(lost) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the stale orchestrator did not notice it lost the saga")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	sg, err := e.saga.GetSaga(ctx, id)
+	must(t, err)
+	if sg.Status != StateCompleted || sg.Steps[2].Attempts != 2 {
+		t.Fatalf("saga %s, charge attempts %d (want 2: the stale one's, the taker's)", sg.Status, sg.Steps[2].Attempts)
+	}
+	pays, err := e.pay.ListPayments(ctx, payment.Filter{CustomerID: cus})
+	must(t, err)
+	orders, err := e.orders.ListOrders(ctx, order.Filter{CustomerID: cus})
+	must(t, err)
+	if pays.Total != 1 || orders.Total != 1 || e.sim.Stats().Charges != 1 {
+		t.Fatalf("%d payments, %d orders, %d charges", pays.Total, orders.Total, e.sim.Stats().Charges)
+	}
+
+	// A restart: the same owner resumes its own saga at once, its lease
+	// (an hour) notwithstanding.
+	fp := &failpoints{}
+	fp.arm(StepReserveStock, AfterCall)
+	first := e.newOrchestrator(Options{Owner: "stable", Lease: time.Hour, Failpoint: fp.hit})
+	res, err = first.Checkout(ctx, "", request(e.fillCart(line{item, 1}), testkit.ID("cus"), "tok_visa"))
+	must(t, err)
+	if fp.firedOn() != res.SagaID || Final(res.Status) {
+		t.Fatalf("first run: %+v", res)
+	}
+	stranger := e.newOrchestrator(Options{Owner: "stranger"})
+	if n, err := stranger.Resume(ctx); err != nil || n != 0 {
+		t.Fatalf("a stranger resumed %d sagas under a live lease (%v)", n, err)
+	}
+	restarted := e.newOrchestrator(Options{Owner: "stable"})
+	if n, err := restarted.Resume(ctx); err != nil || n != 1 {
+		t.Fatalf("the restarted owner resumed %d sagas (%v)", n, err)
+	}
+	e.waitFinal(restarted, []string{res.SagaID})
+	if s, _ := restarted.GetSaga(ctx, res.SagaID); s.Status != StateCompleted {
+		t.Fatalf("resumed saga %s", s.Status)
+	}
+	e.checkMoneyInvariant()
+	e.checkStockInvariant()
+}
+
+// TestReservationExpiredBeforeCommit covers forward recovery's edge: the
+// reservation expired while the saga was down after the order was
+// confirmed. The saga reserves again under a derived id and commits; when
+// the stock went to someone else meanwhile, it keeps trying until the
+// shelf is restocked.
+func TestReservationExpiredBeforeCommit(t *testing.T) {
+	t.Parallel()
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		ctx := context.Background()
+		fp := &failpoints{}
+		e := newEnv(t, b, Options{Owner: "down", Failpoint: fp.hit})
+		plenty := e.addProduct("PLENTY-1", 800, 10)
+		scarce := e.addProduct("SCARCE-1", 900, 1)
+
+		var stopped []string
+		for _, p := range []line{{plenty, 2}, {scarce, 1}} {
+			fp.arm(StepCommitStock, BeforeCall)
+			res, err := e.saga.Checkout(ctx, "", request(e.fillCart(p), testkit.ID("cus"), "tok_visa"))
+			if err != nil || res.Status != StateOrderConfirmed || fp.firedOn() != res.SagaID {
+				t.Fatalf("stop before commit: %+v %v", res, err)
+			}
+			stopped = append(stopped, res.SagaID)
+		}
+		// Down long enough for the reservations to lapse, and the last
+		// scarce unit is sold to someone else meanwhile.
+		e.clock.Advance(e.saga.opts.ReservationTTL + time.Minute)
+		other, err := e.saga.Checkout(ctx, "", request(e.fillCart(line{scarce, 1}), testkit.ID("cus"), "tok_visa"))
+		if err != nil || other.Status != StateCompleted {
+			t.Fatalf("the other buyer: %+v %v", other, err)
+		}
+
+		back := e.newOrchestrator(Options{Owner: "down"})
+		_, err = back.Resume(ctx)
+		must(t, err)
+		e.waitFinal(back, stopped[:1])
+		sg, err := back.GetSaga(ctx, stopped[0])
+		must(t, err)
+		if sg.Status != StateCompleted || sg.ReservationID != stopped[0]+":r1" || !strings.Contains(string(sg.Steps[4].Response), `"expired"`) {
+			t.Fatalf("saga %s with reservation %s: %s", sg.Status, sg.ReservationID, sg.Steps[4].Response)
+		}
+		if s := e.stock(plenty); s.OnHand != 8 || s.Reserved != 0 {
+			t.Fatalf("plenty: %+v", s)
+		}
+
+		// The scarce one cannot commit: it keeps trying (the order is
+		// paid), recording each failure, until the shelf is restocked.
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			s, err := back.GetSaga(ctx, stopped[1])
+			must(t, err)
+			if s.Status != StateOrderConfirmed {
+				t.Fatalf("the scarce saga left ORDER_CONFIRMED without stock: %s", s.Status)
+			}
+			if commit := s.Steps[len(s.Steps)-1]; commit.Step == StepCommitStock && commit.Attempts >= 3 && commit.ErrorKind == errs.Conflict.Name() {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the scarce saga does not retry its commit: %+v", s.Steps)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		_, err = e.inv.Adjust(ctx, inventory.Adjustment{ProductID: scarce.ID, LocationID: e.online.ID, Delta: 1, Reason: inventory.ReasonReceipt})
+		must(t, err)
+		e.waitFinal(back, stopped[1:])
+		sg, err = back.GetSaga(ctx, stopped[1])
+		must(t, err)
+		if sg.Status != StateCompleted || sg.ReservationID != stopped[1]+":r1" {
+			t.Fatalf("scarce saga %s with reservation %s", sg.Status, sg.ReservationID)
+		}
+		if s := e.stock(scarce); s.OnHand != 0 || s.Reserved != 0 {
+			t.Fatalf("scarce: %+v", s)
+		}
+		if n := counter(back.metrics.errors.WithLabelValues(StepCommitStock, "reservation_expired")); n < 2 {
+			t.Fatalf("reservation_expired counted %v times", n)
+		}
+		e.checkStockInvariant()
+		e.checkMoneyInvariant()
+	})
+}
+
+// TestBreaker shows the order circuit opening on consecutive outages: the
+// saga's later attempts fail fast without reaching the order context, the
+// saga fails and is compensated, and once the circuit half-opens the next
+// checkout goes through.
+func TestBreaker(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, testkit.SQLite, Options{BreakerFailures: 2, BreakerOpen: 300 * time.Millisecond})
+	item := e.addProduct("BRK-1", 600, 5)
+	down := testkit.ID("cus")
+	e.faults.failFor(down, -1)
+	_, err := e.saga.Checkout(ctx, "", request(e.fillCart(line{item, 1}), down, "tok_visa"))
+	var failed *FailedError
+	if !errors.As(err, &failed) || !errs.IsKind(err, errs.Unavailable) || failed.FailedStep != "order" {
+		t.Fatalf("checkout against a down order context: %v", err)
+	}
+	if n := e.faults.calls.Load(); n != 2 {
+		t.Fatalf("the order context was called %d times; the open circuit should have stopped the rest after 2", n)
+	}
+	sg, err := e.saga.GetSaga(ctx, failed.SagaID)
+	must(t, err)
+	if sg.Steps[3].Attempts != e.saga.opts.MaxAttempts || !strings.Contains(sg.Steps[3].Error, "circuit open") {
+		t.Fatalf("order step: %+v", sg.Steps[3])
+	}
+	for _, c := range sg.Compensations {
+		if c.Status != StepSucceeded {
+			t.Fatalf("compensation %+v", c)
+		}
+	}
+	e.checkMoneyInvariant()
+	res, err := e.saga.Checkout(ctx, "", request(e.fillCart(line{item, 1}), testkit.ID("cus"), "tok_visa"))
+	if err != nil || res.Status != StateCompleted {
+		t.Fatalf("checkout after the outage: %+v %v", res, err)
+	}
+}
+
+// TestSlowPaymentSettles reproduces a payment context that is slower than
+// the saga's patience, reached over HTTP as in the fleet: the first charge
+// attempt times out while the processor still works on it, the next ones
+// hear "still being processed". Those are unknown outcomes, not failures:
+// the saga keeps asking (for its settle budget, beyond MaxAttempts) and
+// completes with one charge, instead of failing a checkout whose money was
+// taken.
+func TestSlowPaymentSettles(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, testkit.SQLite, Options{})
+	slow := payment.NewSimulator(payment.SimulatorOptions{Latency: time.Second})
+	pay := payment.New(testkit.OpenDB(t, testkit.SQLite, payment.Name, payment.Migrations), slow,
+		payment.Options{WaitTimeout: 100 * time.Millisecond})
+	h := testkit.Serve(t, func(s *httpx.Server) { payment.Routes(s.API, pay) })
+	deps := e.deps
+	deps.Payments = payment.NewClient(httpx.NewClient(httpx.ClientConfig{Context: payment.Name, BaseURL: h.URL,
+		ServiceKey: h.Keys.Service, Timeout: 150 * time.Millisecond, Retries: -1}))
+	orc := New(e.sagaDB, deps, testOptions(Options{Owner: "patient", MaxAttempts: 2, SettleBudget: 60 * time.Second,
+		BackoffBase: 150 * time.Millisecond, BackoffMax: 300 * time.Millisecond, BreakerOpen: 200 * time.Millisecond}))
+	t.Cleanup(orc.Close)
+	item := e.addProduct("SLOW-1", 2000, 3)
+	res, err := orc.Checkout(ctx, "", request(e.fillCart(line{item, 1}), testkit.ID("cus"), "tok_visa"))
+	if err != nil || res.Status != StateCompleted {
+		t.Fatalf("checkout against a slow payment context: %+v %v", res, err)
+	}
+	sg, err := orc.GetSaga(ctx, res.SagaID)
+	must(t, err)
+	if charge := sg.Steps[2]; charge.Step != StepChargePayment || charge.Attempts < 3 {
+		t.Fatalf("charge step %+v: want more attempts than MaxAttempts (2)", charge)
+	}
+	p, err := pay.GetPaymentByTransaction(ctx, res.SagaID)
+	must(t, err)
+	if st := slow.Stats(); st.Charges != 1 || p.Status != payment.StatusCaptured || p.ID != res.PaymentID {
+		t.Fatalf("processor %+v, payment %+v", st, p)
+	}
+}
