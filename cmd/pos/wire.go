@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -209,7 +211,13 @@ func newWiring(ctx context.Context, cfg config.Config, log *slog.Logger, hosted 
 		if err := w.relay(ctx, saga.Name, gdb); err != nil {
 			return nil, err
 		}
-		orc := saga.New(gdb, deps, saga.Options{Registerer: w.reg, Logger: log, Owner: cfg.InstanceID + "-" + strconv.Itoa(os.Getpid())})
+		// The lease owner is the instance id, stable across restarts: a
+		// restarted process takes its own interrupted sagas back at once
+		// instead of waiting for their leases to run out. It must be unique
+		// among live processes sharing the saga database (POS_INSTANCE_ID;
+		// the container's host name by default).
+		orc := saga.New(gdb, deps, saga.Options{Registerer: w.reg, Logger: log, Owner: cfg.InstanceID,
+			Failpoint: killAt(cfg.FaultKillAt, log)})
 		// Closers run newest first: the drivers stop before the database closes.
 		w.closers = append(w.closers, func() error { orc.Close(); return nil })
 		w.routes = append(w.routes, func(s *httpx.Server) { saga.Routes(s.API, orc) })
@@ -419,6 +427,29 @@ func (w *wiring) inventoryService() (inventory.Service, error) {
 		w.inventory = inventory.NewClient(c)
 	}
 	return w.inventory, nil
+}
+
+// killAt is fault injection for the crash tests of the binary:
+// POS_FAULT_KILL_AT=<step>:<point> (e.g. charge_payment:after_call) makes
+// the process SIGKILL itself the first time a checkout reaches that point,
+// so a test can kill it inside each step deterministically instead of
+// hoping a random kill lands there. Unset, there is no hook at all.
+func killAt(spec string, log *slog.Logger) func(sagaID, step string, at saga.Point) bool {
+	step, point, ok := strings.Cut(spec, ":")
+	if !ok {
+		return nil
+	}
+	var once sync.Once
+	return func(sagaID, s string, at saga.Point) bool {
+		if s == step && string(at) == point {
+			once.Do(func() {
+				log.Warn("fault injection: killing the process", "saga", sagaID, "step", s, "at", at)
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				select {} // the signal is on its way; never return to the saga
+			})
+		}
+		return false
+	}
 }
 
 // sagaDeps are the contexts a checkout drives, local or remote.

@@ -59,6 +59,9 @@ type Config struct {
 	BcryptCost int
 	// PaymentLatency is the simulated payment gateway's delay per call.
 	PaymentLatency time.Duration
+	// FaultKillAt is a fault-injection knob for crash tests
+	// (POS_FAULT_KILL_AT=<saga step>:<point>); never set in production.
+	FaultKillAt string
 	// TrustProxy takes client IPs from X-Forwarded-For (set it behind Kong).
 	TrustProxy bool
 	// AccessLog writes one log line per request.
@@ -95,6 +98,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ShutdownTimeout: 15 * time.Second,
 		BcryptCost:      10,
 		TrustProxy:      getenv("POS_TRUST_PROXY") == "true",
+		FaultKillAt:     getenv("POS_FAULT_KILL_AT"),
 		AccessLog:       getenv("POS_ACCESS_LOG") != "false",
 		getenv:          getenv,
 	}
