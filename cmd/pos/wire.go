@@ -20,6 +20,7 @@ import (
 
 	"github.com/retailco/pos/internal/audit"
 	"github.com/retailco/pos/internal/cart"
+	"github.com/retailco/pos/internal/claims"
 	"github.com/retailco/pos/internal/customer"
 	"github.com/retailco/pos/internal/inventory"
 	"github.com/retailco/pos/internal/notification"
@@ -44,7 +45,7 @@ import (
 
 // allContexts lists every context, dependencies before dependents.
 var allContexts = []string{product.Name, inventory.Name, customer.Name, payment.Name, cart.Name, order.Name, saga.Name,
-	sales.Name, notification.Name, audit.Name}
+	sales.Name, claims.Name, notification.Name, audit.Name}
 
 // wiring holds one process's contexts and what they own.
 type wiring struct {
@@ -69,6 +70,10 @@ type wiring struct {
 	cart      cart.Service
 	sales     sales.Service
 	order     order.Service
+	claims    claims.Service
+	// claimStore is the claims event store, for `pos claims rebuild`.
+	claimStore claims.EventStore
+	claimsDB   *gorm.DB
 }
 
 type readiness struct {
@@ -88,6 +93,7 @@ func mountRoutes(api huma.API) {
 	order.Routes(api, nil)
 	saga.Routes(api, nil)
 	sales.Routes(api, nil)
+	claims.Routes(api, nil)
 	notification.Routes(api, nil)
 	audit.Routes(api, nil)
 }
@@ -244,6 +250,11 @@ func newWiring(ctx context.Context, cfg config.Config, log *slog.Logger, hosted 
 		w.routes = append(w.routes, func(s *httpx.Server) { sales.Routes(s.API, svc) })
 		w.workers = append(w.workers, func(ctx context.Context) { sales.RunRecovery(ctx, svc, 30*time.Second, log) })
 	}
+	if w.hosted[claims.Name] {
+		if err := w.wireClaims(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if w.hosted[notification.Name] {
 		gdb, err := w.open(ctx, notification.Name, notification.Migrations)
 		if err != nil {
@@ -277,6 +288,49 @@ func newWiring(ctx context.Context, cfg config.Config, log *slog.Logger, hosted 
 		w.routes = append(w.routes, func(s *httpx.Server) { audit.Routes(s.API, svc) })
 	}
 	return w, nil
+}
+
+// wireClaims builds the claims context: its event store (MongoDB when
+// configured, else tables in its own SQL database), the relay that tails
+// the store onto the bus, and the projector that keeps the read model.
+func (w *wiring) wireClaims(ctx context.Context) error {
+	gdb, err := w.open(ctx, claims.Name, claims.Migrations)
+	if err != nil {
+		return err
+	}
+	if w.migrate {
+		if err := claims.Migrate(ctx, gdb, w.cfg.MongoURL == ""); err != nil {
+			return err
+		}
+	}
+	var store claims.EventStore = claims.NewSQLEventStore(gdb)
+	if w.cfg.MongoURL != "" {
+		ms, err := claims.OpenMongoEventStore(ctx, w.cfg.MongoURL, "pos_claims", claims.MongoOptions{})
+		if err != nil {
+			return err
+		}
+		w.closers = append(w.closers, func() error { return ms.Close(context.Background()) })
+		w.checks = append(w.checks, readiness{claims.Name, "mongodb", ms.Ping})
+		store = ms
+	}
+	w.claims = claims.New(store, gdb, claims.Options{Registerer: w.reg})
+	w.claimStore, w.claimsDB = store, gdb
+	svc := w.claims
+	w.routes = append(w.routes, func(s *httpx.Server) { claims.Routes(s.API, svc) })
+	bus, err := w.eventBus(ctx)
+	if err != nil {
+		return err
+	}
+	relay, err := claims.NewRelay(store, bus, claims.RelayOptions{Logger: w.log})
+	if err != nil {
+		return err
+	}
+	w.workers = append(w.workers, func(ctx context.Context) {
+		if err := relay.Run(ctx); err != nil && ctx.Err() == nil {
+			w.log.Error("claims relay stopped", "err", err)
+		}
+	})
+	return w.consume(ctx, claims.ProjectionGroup, claims.Streams, claims.NewProjector(gdb).Handle)
 }
 
 // consume subscribes a consuming context to its streams while the process
