@@ -3,7 +3,6 @@ package claims
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"sort"
 	"sync"
@@ -11,12 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/FerretDB/FerretDB/ferretdb"
-	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/time/rate"
 
 	"github.com/retailco/pos/internal/platform/events"
 	"github.com/retailco/pos/internal/platform/testkit"
+	"github.com/retailco/pos/internal/platform/testkit/mongotest"
 )
 
 // BenchmarkClaimCommands measures commands through the whole HTTP stack
@@ -48,59 +46,15 @@ func BenchmarkClaimCommands(b *testing.B) {
 	}
 }
 
-// ferretOnPostgres starts a FerretDB with its PostgreSQL handler on the
-// test PostgreSQL, for the time of the benchmark, and returns its URL.
-// mongotest's embedded FerretDB keeps its data in SQLite and answers every
-// query but an _id lookup by scanning the whole collection (and even
-// those miss its index), so a benchmark on it measures that scan; the
-// PostgreSQL handler pushes equality filters down to SQL the way MongoDB
-// uses its indexes. Without PostgreSQL it falls back to mongotest.
+// ferretOnPostgres is a FerretDB on the test PostgreSQL for the time of
+// the benchmark (see mongotest.PostgresURL for why not SQLite); without
+// PostgreSQL it falls back to mongotest's embedded one.
 func ferretOnPostgres(tb testing.TB) string {
 	base := os.Getenv("POS_TEST_POSTGRES_URL")
 	if base == "" {
-		return mongoURL(tb)
+		return mongotest.URL(tb)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	ferretStarts.Lock()
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener: ferretdb.ListenerConfig{TCP: addr}, Handler: "postgresql", PostgreSQLURL: base, Logger: testkit.Logger(),
-	})
-	ferretStarts.Unlock()
-	if err != nil {
-		tb.Fatalf("ferretdb: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = f.Run(ctx)
-	}()
-	tb.Cleanup(func() {
-		cancel()
-		<-done
-		// FerretDB keeps each MongoDB database in a schema of its name.
-		conn, err := pgconn.Connect(context.Background(), base)
-		if err == nil {
-			_ = conn.Exec(context.Background(), `DROP SCHEMA IF EXISTS claims_test CASCADE`).Close()
-			conn.Close(context.Background())
-		}
-	})
-	for deadline := time.Now().Add(15 * time.Second); ; {
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("ferretdb not listening on %s", addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return f.MongoDBURI()
+	return mongotest.PostgresURL(tb, base, "claims_test")
 }
 
 // benchCommands runs b.N commands, paced to perSecond when it is not 0.

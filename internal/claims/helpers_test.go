@@ -40,17 +40,9 @@ func openReadDB(t testing.TB, b testkit.Backend) *gorm.DB {
 	return gdb
 }
 
-// ferretStarts serialises FerretDB start-ups in this test binary:
-// ferretdb.New writes a package variable of FerretDB's without a lock
-// (version.Get().Package), which the race detector rightly reports when
-// parallel tests start servers at the same moment.
-var ferretStarts sync.Mutex
-
-// mongoURL is mongotest.URL, one start-up at a time.
+// mongoURL is an embedded FerretDB of the test's own.
 func mongoURL(t testing.TB) string {
 	t.Helper()
-	ferretStarts.Lock()
-	defer ferretStarts.Unlock()
 	return mongotest.URL(t)
 }
 
