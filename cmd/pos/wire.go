@@ -365,7 +365,7 @@ func (w *wiring) cartStore(ctx context.Context) (cart.Store, error) {
 		}
 		w.closers = append(w.closers, rdb.Close)
 		w.checks = append(w.checks, readiness{cart.Name, "redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
-		return cart.NewRedisStore(rdb, "pos:"), nil
+		return cart.NewRedisStore(rdb, w.cfg.RedisPrefix), nil
 	}
 	gdb, err := w.open(ctx, cart.Name, cart.Migrations)
 	if err != nil {
@@ -398,7 +398,7 @@ func (w *wiring) eventBus(ctx context.Context) (events.Bus, error) {
 	if w.bus != nil {
 		return w.bus, nil
 	}
-	opts := events.Options{Registry: w.reg, Logger: w.log, Consumer: w.cfg.InstanceID + "-" + strconv.Itoa(os.Getpid())}
+	opts := events.Options{Registry: w.reg, Logger: w.log, Consumer: w.cfg.InstanceID + "-" + strconv.Itoa(os.Getpid()), Prefix: w.cfg.RedisPrefix}
 	var err error
 	if url := w.cfg.EventsRedisURL; url != "" {
 		w.bus, err = events.NewRedisBus(ctx, url, opts)

@@ -24,6 +24,10 @@ type Config struct {
 	// RedisURL selects Redis for carts and the event bus; empty means the
 	// embedded SQL and in-process adapters.
 	RedisURL string
+	// RedisPrefix starts every Redis key this deployment writes (carts and
+	// streams), so several deployments can share one Redis (POS_REDIS_PREFIX,
+	// default "pos:").
+	RedisPrefix string
 	// EventsRedisURL selects Redis Streams for the event bus
 	// (POS_EVENTS_REDIS_URL, default RedisURL); empty means the SQL log.
 	EventsRedisURL string
@@ -84,6 +88,7 @@ func Load(getenv func(string) string) (Config, error) {
 		RedisURL:        getenv("POS_REDIS_URL"),
 		MongoURL:        getenv("POS_MONGO_URL"),
 		SMTPURL:         getenv("POS_SMTP_URL"),
+		RedisPrefix:     or(getenv("POS_REDIS_PREFIX"), "pos:"),
 		EventsRedisURL:  or(getenv("POS_EVENTS_REDIS_URL"), getenv("POS_REDIS_URL")),
 		GatewayURL:      strings.TrimRight(getenv("POS_GATEWAY_URL"), "/"),
 		ServiceKey:      getenv("POS_SERVICE_KEY"),
