@@ -403,7 +403,8 @@ func (w *wiring) eventBus(ctx context.Context) (events.Bus, error) {
 	if url := w.cfg.EventsRedisURL; url != "" {
 		w.bus, err = events.NewRedisBus(ctx, url, opts)
 	} else {
-		w.bus, err = events.OpenSQLBus(ctx, db.Options{Context: "bus", URL: w.cfg.DatabaseURLFor("bus"), DataDir: w.cfg.DataDir}, opts)
+		w.bus, err = events.OpenSQLBus(ctx, db.Options{Context: "bus", URL: w.cfg.DatabaseURLFor("bus"), DataDir: w.cfg.DataDir,
+			SchemaPrefix: w.cfg.DatabaseSchemaPrefix}, opts)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("event bus: %w", err)
@@ -434,7 +435,7 @@ func (w *wiring) relay(ctx context.Context, name string, gdb *gorm.DB) error {
 
 // open opens and migrates one hosted context's own database.
 func (w *wiring) open(ctx context.Context, name string, migrations fs.FS) (*gorm.DB, error) {
-	gdb, err := db.Open(ctx, db.Options{Context: name, URL: w.cfg.DatabaseURLFor(name), DataDir: w.cfg.DataDir})
+	gdb, err := db.Open(ctx, db.Options{Context: name, URL: w.cfg.DatabaseURLFor(name), DataDir: w.cfg.DataDir, SchemaPrefix: w.cfg.DatabaseSchemaPrefix})
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,9 @@ type Config struct {
 	// RedisURL selects Redis for carts and the event bus; empty means the
 	// embedded SQL and in-process adapters.
 	RedisURL string
+	// DatabaseSchemaPrefix prefixes every context's PostgreSQL schema
+	// (POS_DATABASE_SCHEMA_PREFIX): <prefix>_<context> instead of <context>.
+	DatabaseSchemaPrefix string
 	// RedisPrefix starts every Redis key this deployment writes (carts and
 	// streams), so several deployments can share one Redis (POS_REDIS_PREFIX,
 	// default "pos:").
@@ -82,30 +85,31 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	host, _ := os.Hostname()
 	c := Config{
-		Addr:            or(getenv("POS_ADDR"), ":8080"),
-		DataDir:         or(getenv("POS_DATA_DIR"), "./data"),
-		DatabaseURL:     getenv("POS_DATABASE_URL"),
-		RedisURL:        getenv("POS_REDIS_URL"),
-		MongoURL:        getenv("POS_MONGO_URL"),
-		SMTPURL:         getenv("POS_SMTP_URL"),
-		RedisPrefix:     or(getenv("POS_REDIS_PREFIX"), "pos:"),
-		EventsRedisURL:  or(getenv("POS_EVENTS_REDIS_URL"), getenv("POS_REDIS_URL")),
-		GatewayURL:      strings.TrimRight(getenv("POS_GATEWAY_URL"), "/"),
-		ServiceKey:      getenv("POS_SERVICE_KEY"),
-		JWTSecret:       getenv("POS_JWT_SECRET"),
-		JWTSecretFile:   getenv("POS_JWT_SECRET_FILE"),
-		InstanceID:      or(getenv("POS_INSTANCE_ID"), host),
-		LogLevel:        or(getenv("POS_LOG_LEVEL"), "info"),
-		LogFormat:       or(getenv("POS_LOG_FORMAT"), "json"),
-		TokenTTL:        24 * time.Hour,
-		RateLimit:       500,
-		RateBurst:       1000,
-		ShutdownTimeout: 15 * time.Second,
-		BcryptCost:      10,
-		TrustProxy:      getenv("POS_TRUST_PROXY") == "true",
-		FaultKillAt:     getenv("POS_FAULT_KILL_AT"),
-		AccessLog:       getenv("POS_ACCESS_LOG") != "false",
-		getenv:          getenv,
+		Addr:                 or(getenv("POS_ADDR"), ":8080"),
+		DataDir:              or(getenv("POS_DATA_DIR"), "./data"),
+		DatabaseURL:          getenv("POS_DATABASE_URL"),
+		RedisURL:             getenv("POS_REDIS_URL"),
+		MongoURL:             getenv("POS_MONGO_URL"),
+		SMTPURL:              getenv("POS_SMTP_URL"),
+		RedisPrefix:          or(getenv("POS_REDIS_PREFIX"), "pos:"),
+		DatabaseSchemaPrefix: getenv("POS_DATABASE_SCHEMA_PREFIX"),
+		EventsRedisURL:       or(getenv("POS_EVENTS_REDIS_URL"), getenv("POS_REDIS_URL")),
+		GatewayURL:           strings.TrimRight(getenv("POS_GATEWAY_URL"), "/"),
+		ServiceKey:           getenv("POS_SERVICE_KEY"),
+		JWTSecret:            getenv("POS_JWT_SECRET"),
+		JWTSecretFile:        getenv("POS_JWT_SECRET_FILE"),
+		InstanceID:           or(getenv("POS_INSTANCE_ID"), host),
+		LogLevel:             or(getenv("POS_LOG_LEVEL"), "info"),
+		LogFormat:            or(getenv("POS_LOG_FORMAT"), "json"),
+		TokenTTL:             24 * time.Hour,
+		RateLimit:            500,
+		RateBurst:            1000,
+		ShutdownTimeout:      15 * time.Second,
+		BcryptCost:           10,
+		TrustProxy:           getenv("POS_TRUST_PROXY") == "true",
+		FaultKillAt:          getenv("POS_FAULT_KILL_AT"),
+		AccessLog:            getenv("POS_ACCESS_LOG") != "false",
+		getenv:               getenv,
 	}
 	var err error
 	if c.RateLimit, err = floatEnv(getenv, "POS_RATE_LIMIT", c.RateLimit); err != nil {

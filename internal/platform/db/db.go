@@ -50,6 +50,10 @@ type Options struct {
 	DataDir string
 	// MaxOpenConns bounds the pool; 0 picks a default per dialect.
 	MaxOpenConns int
+	// SchemaPrefix, on PostgreSQL without a search_path in the URL, names
+	// the schema <prefix>_<context>: several deployments (or test runs)
+	// can then share one database without sharing tables.
+	SchemaPrefix string
 }
 
 // Open connects to the context's database, creating the SQLite file or the
@@ -67,7 +71,11 @@ func Open(ctx context.Context, o Options) (*gorm.DB, error) {
 	)
 	switch {
 	case strings.HasPrefix(o.URL, "postgres://"), strings.HasPrefix(o.URL, "postgresql://"):
-		dsn, schema, perr := postgresDSN(o.URL, o.Context)
+		schemaName := o.Context
+		if o.SchemaPrefix != "" {
+			schemaName = o.SchemaPrefix + "_" + o.Context
+		}
+		dsn, schema, perr := postgresDSN(o.URL, schemaName)
 		if perr != nil {
 			return nil, perr
 		}
