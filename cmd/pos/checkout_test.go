@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ type shop struct {
 	admin, manager, svc   string
 	productID, locationID string
 	customerID, token     string
-	sessions              int
+	sessions              atomic.Int64
 }
 
 func newShop(t *testing.T, extraEnv ...string) (*shop, *proc) {
@@ -44,8 +45,7 @@ func newShop(t *testing.T, extraEnv ...string) (*shop, *proc) {
 // checkout fills a fresh cart and checks it out; it returns the status,
 // or 0 when the process died under the request.
 func (s *shop) checkout(p *proc, qty int, token string) (int, map[string]any) {
-	s.sessions++
-	session := fmt.Sprintf("crash-session-%06d-%d", s.sessions, time.Now().UnixNano())
+	session := fmt.Sprintf("crash-session-%06d-%d", s.sessions.Add(1), time.Now().UnixNano())
 	B := []string{"Authorization", "Bearer " + s.token}
 	code, _ := p.tryCall("POST", "/api/v1/carts/"+session+"/items", map[string]any{"product_id": s.productID, "quantity": qty}, B...)
 	if code != 200 {
