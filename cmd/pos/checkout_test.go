@@ -18,12 +18,13 @@ type shop struct {
 	admin, manager, svc   string
 	productID, locationID string
 	customerID, token     string
+	initial               int64 // units received at the web shop
 	sessions              atomic.Int64
 }
 
 func newShop(t *testing.T, extraEnv ...string) (*shop, *proc) {
 	t.Helper()
-	s := &shop{t: t, env: append([]string{"POS_DATA_DIR=" + t.TempDir(), "POS_RATE_LIMIT=0"}, extraEnv...)}
+	s := &shop{t: t, initial: 1000, env: append([]string{"POS_DATA_DIR=" + t.TempDir(), "POS_RATE_LIMIT=0"}, extraEnv...)}
 	s.admin = createKey(t, s.env, "admin")
 	s.manager = createKey(t, s.env, "manager")
 	s.svc = createKey(t, s.env, "service")
@@ -176,7 +177,7 @@ func (s *shop) checkInvariants(p *proc, sold int) {
 	}
 	p.must(200, &stock, "GET", "/api/v1/inventory?product_id="+s.productID+"&location_id="+s.locationID, nil, M...)
 	st := stock.Data[0]
-	if st.OnHand != 1000-int64(sold) || st.Reserved != 0 || st.Available != st.OnHand || st.OnHand < 0 {
+	if st.OnHand != s.initial-int64(sold) || st.Reserved != 0 || st.Available != st.OnHand || st.OnHand < 0 {
 		s.t.Fatalf("stock after %d completed checkouts: %+v", sold, st)
 	}
 	var pay struct {

@@ -1,0 +1,321 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/retailco/pos/internal/platform/gateway"
+	"github.com/retailco/pos/internal/platform/gateway/kongconf"
+)
+
+// standIn is the fleet test's gateway: it routes with the very Kong config
+// the binary generates (kongconf's model of Kong's router), balances the
+// cart instances by least connections, probes every instance's readiness,
+// and retries a request on another instance when the connection is
+// refused (as Kong does) — not a replacement for Kong, just enough to
+// exercise the failover path on one machine.
+type standIn struct {
+	t      *testing.T
+	routes *kongconf.File
+
+	mu       sync.Mutex
+	backends map[string][]*backend // context → instances
+}
+
+type backend struct {
+	name    string
+	url     *url.URL
+	active  atomic.Int64
+	healthy atomic.Bool
+}
+
+func newStandIn(t *testing.T) (*standIn, *httptest.Server) {
+	t.Helper()
+	cfg, err := gateway.Generate(routeTable(), gateway.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := cfg.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := kongconf.Decode(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &standIn{t: t, routes: f, backends: map[string][]*backend{}}
+	srv := httptest.NewServer(g)
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go g.probe(ctx)
+	return g, srv
+}
+
+func (g *standIn) add(contextName, name, base string) {
+	u, _ := url.Parse(base)
+	b := &backend{name: name, url: u}
+	b.healthy.Store(true)
+	g.mu.Lock()
+	g.backends[contextName] = append(g.backends[contextName], b)
+	g.mu.Unlock()
+}
+
+// probe marks instances up or down from /health/ready, like Kong's active
+// health checks.
+func (g *standIn) probe(ctx context.Context) {
+	client := &http.Client{Timeout: 500 * time.Millisecond}
+	for ctx.Err() == nil {
+		g.mu.Lock()
+		var all []*backend
+		for _, bs := range g.backends {
+			all = append(all, bs...)
+		}
+		g.mu.Unlock()
+		for _, b := range all {
+			resp, err := client.Get(b.url.String() + "/health/ready")
+			ok := err == nil && resp.StatusCode == http.StatusOK
+			if err == nil {
+				resp.Body.Close()
+			}
+			b.healthy.Store(ok)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// pick is least-connections over the healthy instances, skipping tried.
+func (g *standIn) pick(contextName string, tried map[*backend]bool) *backend {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var best *backend
+	for _, b := range g.backends[contextName] {
+		if !b.healthy.Load() || tried[b] {
+			continue
+		}
+		if best == nil || b.active.Load() < best.active.Load() {
+			best = b
+		}
+	}
+	return best
+}
+
+func (g *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	m, err := g.routes.Match(r.Method, r.URL.Path)
+	if err != nil {
+		http.Error(w, "no route", http.StatusNotFound)
+		return
+	}
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 2<<20))
+	tried := map[*backend]bool{}
+	for attempt := 0; attempt < 3; attempt++ {
+		b := g.pick(m.Service, tried)
+		if b == nil {
+			http.Error(w, "no healthy upstream for "+m.Service, http.StatusServiceUnavailable)
+			return
+		}
+		tried[b] = true
+		refused := false
+		proxy := httputil.NewSingleHostReverseProxy(b.url)
+		proxy.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, err error) {
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				refused = true // never reached the instance: safe to retry elsewhere
+				b.healthy.Store(false)
+				return
+			}
+			http.Error(w, err.Error(), http.StatusBadGateway)
+		}
+		req := r.Clone(r.Context())
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.ContentLength = int64(len(body))
+		b.active.Add(1)
+		proxy.ServeHTTP(w, req)
+		b.active.Add(-1)
+		if !refused {
+			return
+		}
+	}
+	http.Error(w, "every instance refused", http.StatusBadGateway)
+}
+
+// TestFleet runs every context as its own `pos serve --only` process on
+// PostgreSQL and Redis, three cart instances behind the stand-in gateway,
+// and walks catalog → cart → checkout → POS sale → claim → audit through
+// the gateway; kills a cart instance mid-run (no cart lost, no request
+// failed beyond those in flight); kills the order service (checkout fails
+// cleanly with its compensation) and brings it back.
+func TestFleet(t *testing.T) {
+	t.Parallel()
+	const serviceKey = "pos_fleet_service_key_for_the_test_0000000000"
+	gw, gwSrv := newStandIn(t)
+	common := append(productionEnv(t), "POS_SERVICE_KEY="+serviceKey, "POS_JWT_SECRET=fleet-secret-0123456789abcdef0123456789",
+		"POS_GATEWAY_URL="+gwSrv.URL, "POS_RATE_LIMIT=0")
+	admin := createKey(t, common, "admin")
+	manager := createKey(t, common, "manager")
+	agent := createKey(t, common, "agent")
+
+	procs := map[string]*proc{}
+	start := func(name, contextName string) *proc {
+		env := append(append([]string{}, common...), "POS_DATA_DIR="+t.TempDir(), "POS_INSTANCE_ID="+name)
+		p := startPos(t, env, "serve", "--only="+contextName)
+		gw.add(contextName, name, p.URL)
+		procs[name] = p
+		return p
+	}
+	for _, c := range allContexts {
+		if c == "cart" {
+			for i := 1; i <= 3; i++ {
+				start(fmt.Sprintf("cart-%d", i), "cart")
+			}
+			continue
+		}
+		start(c, c)
+	}
+	api := &proc{t: t, URL: gwSrv.URL}
+	A := []string{"X-API-Key", admin}
+	M := []string{"X-API-Key", manager}
+
+	// Catalog and stock.
+	var web, store, prod struct{ ID string }
+	api.must(201, &web, "POST", "/api/v1/locations", map[string]any{"code": "WEB", "name": "Web", "kind": "online", "province": "QC"}, A...)
+	api.must(201, &store, "POST", "/api/v1/locations", map[string]any{"code": "MTL-01", "name": "Montréal", "kind": "store", "province": "QC"}, A...)
+	api.must(201, &prod, "POST", "/api/v1/products", map[string]any{"sku": "FLEET-1", "name": "Fleet mug", "price_cents": 1500}, A...)
+	for _, loc := range []string{web.ID, store.ID} {
+		api.must(200, nil, "POST", "/api/v1/inventory/adjustments", map[string]any{"product_id": prod.ID, "location_id": loc, "delta": 500, "reason": "receipt"}, A...)
+	}
+	var cust struct{ ID string }
+	api.must(201, &cust, "POST", "/api/v1/auth/register", map[string]any{"email": "fleet@example.com", "password": "long enough pw", "first_name": "F", "last_name": "Leet"})
+	var login struct{ Token string }
+	api.must(200, &login, "POST", "/api/v1/auth/login", map[string]any{"email": "fleet@example.com", "password": "long enough pw"})
+	B := []string{"Authorization", "Bearer " + login.Token}
+	s := &shop{t: t, manager: manager, productID: prod.ID, locationID: web.ID, customerID: cust.ID, token: login.Token, initial: 500}
+
+	// Checkout through the fleet: saga → inventory, payment, order, cart.
+	if code, out := s.checkout(api, 2, "tok_visa"); code != 201 {
+		t.Fatalf("fleet checkout: %d %v", code, out)
+	}
+
+	// Carts across three instances; one dies mid-run.
+	const shoppers, adds = 6, 30
+	var failed atomic.Int64
+	servedBy := sync.Map{}
+	var wg sync.WaitGroup
+	for i := 0; i < shoppers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			session := fmt.Sprintf("fleet-cart-%02d-%d", i, time.Now().UnixNano())
+			for n := 0; n < adds; n++ {
+				req, _ := http.NewRequest("POST", api.URL+"/api/v1/carts/"+session+"/items", strings.NewReader(fmt.Sprintf(`{"product_id":%q,"quantity":1}`, prod.ID)))
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil || resp.StatusCode != 200 {
+					failed.Add(1)
+				} else {
+					servedBy.Store(resp.Header.Get("X-Served-By"), true)
+				}
+				if resp != nil {
+					resp.Body.Close()
+				}
+			}
+			servedBy.Store("session:"+session, true)
+		}()
+		if i == shoppers/2 {
+			_ = procs["cart-2"].cmd.Process.Kill()
+		}
+	}
+	wg.Wait()
+	if f := failed.Load(); f > shoppers {
+		t.Fatalf("%d cart requests failed after one instance died; at most those in flight (%d) may", f, shoppers)
+	}
+	instances := 0
+	servedBy.Range(func(k, _ any) bool {
+		key := k.(string)
+		if strings.HasPrefix(key, "cart-") {
+			instances++
+		}
+		if session, ok := strings.CutPrefix(key, "session:"); ok {
+			var c struct {
+				Lines []struct{ Quantity int }
+			}
+			api.must(200, &c, "GET", "/api/v1/carts/"+session, nil)
+			if len(c.Lines) != 1 || c.Lines[0].Quantity < adds-int(failed.Load()) {
+				t.Errorf("cart %s lost items: %+v", session, c)
+			}
+		}
+		return true
+	})
+	if instances < 2 {
+		t.Errorf("carts were served by %d instances; the balancer should spread them", instances)
+	}
+
+	// POS sale at the store through the fleet.
+	var reg struct{ ID string }
+	api.must(201, &reg, "POST", "/api/v1/registers", map[string]any{"location_id": store.ID, "name": "Till 1"}, M...)
+	var sess struct{ ID string }
+	api.must(201, &sess, "POST", "/api/v1/registers/"+reg.ID+"/sessions", map[string]any{"cashier_id": "cashier-1", "opening_float_cents": 10000}, M...)
+	api.must(201, nil, "POST", "/api/v1/sales", map[string]any{"location_id": store.ID, "register_id": reg.ID, "cashier_id": "cashier-1",
+		"lines": []map[string]any{{"product_id": prod.ID, "quantity": 1}}, "payments": []map[string]any{{"method": "cash", "amount_cents": 5000}}}, M...)
+
+	// A claim through the fleet reaches the audit trail over Redis Streams.
+	var claim struct {
+		ClaimID string `json:"claim_id"`
+	}
+	api.must(201, &claim, "POST", "/api/v1/claims", map[string]any{"claim_type": "delivery_issue", "description": "Late parcel"}, B...)
+	eventually(t, func() string {
+		var trail struct{ Data []any }
+		api.must(200, &trail, "GET", "/api/v1/audit?aggregate_id="+claim.ClaimID, nil, "X-API-Key", agent)
+		if len(trail.Data) != 1 {
+			return fmt.Sprintf("%d audit entries for the claim", len(trail.Data))
+		}
+		return ""
+	})
+
+	// The order service dies: the checkout fails at the order step. Its
+	// compensations run newest first, and the newest — voiding an order the
+	// failed call may have created after all — needs the order service, so
+	// the saga holds in COMPENSATING_PAYMENT until it returns; then it
+	// refunds, releases and ends FAILED, and checkouts work again.
+	_ = procs["order"].stop(syscall.SIGKILL)
+	code, out := s.checkout(api, 1, "tok_visa")
+	sagaID, _ := out["saga_id"].(string)
+	if sagaID == "" || (code != http.StatusAccepted && out["saga_status"] != "FAILED") {
+		t.Fatalf("checkout without the order service: %d %v", code, out)
+	}
+	start("order-2", "order")
+	eventually(t, func() string {
+		var sg struct {
+			Status     string
+			FailedStep string `json:"failed_step"`
+		}
+		api.must(200, &sg, "GET", "/api/v1/sagas/"+sagaID, nil, M...)
+		if sg.Status != "FAILED" || sg.FailedStep != "order" {
+			return fmt.Sprintf("saga %s: %+v", sagaID, sg)
+		}
+		return ""
+	})
+	eventually(t, func() string {
+		if code, out := s.checkout(api, 1, "tok_visa"); code != 201 {
+			return fmt.Sprintf("checkout after the order service returned: %d %v", code, out)
+		}
+		return ""
+	})
+	s.waitAllFinal(api)
+	s.checkInvariants(api, 3) // 2 units in the first checkout, 1 in the last
+}
