@@ -207,8 +207,19 @@ func TestFleet(t *testing.T) {
 	s := &shop{t: t, manager: manager, productID: prod.ID, locationID: web.ID, customerID: cust.ID, token: login.Token, initial: 500}
 
 	// Checkout through the fleet: saga → inventory, payment, order, cart.
-	if code, out := s.checkout(api, 2, "tok_visa"); code != 201 {
+	code, out := s.checkout(api, 2, "tok_visa")
+	if code != 201 {
 		t.Fatalf("fleet checkout: %d %v", code, out)
+	}
+	orderID, _ := out["order_id"].(string)
+	// A claim from that order, enriched through order and customer.
+	var fromOrder struct {
+		Mode       string
+		Enrichment string
+	}
+	api.must(201, &fromOrder, "POST", "/api/v1/integration/claims/from-order", map[string]any{"order_id": orderID, "claim_type": "product_defect", "description": "Chipped"}, B...)
+	if fromOrder.Mode != "full" || fromOrder.Enrichment != "complete" {
+		t.Fatalf("claim from order: %+v", fromOrder)
 	}
 
 	// Carts across three instances; one dies mid-run.
@@ -293,12 +304,24 @@ func TestFleet(t *testing.T) {
 	// the saga holds in COMPENSATING_PAYMENT until it returns; then it
 	// refunds, releases and ends FAILED, and checkouts work again.
 	_ = procs["order"].stop(syscall.SIGKILL)
-	code, out := s.checkout(api, 1, "tok_visa")
+	integrationMode := func(want string) func() string {
+		return func() string {
+			var st struct{ Mode string }
+			api.must(200, &st, "GET", "/api/v1/integration/status", nil, M...)
+			if st.Mode != want {
+				return "integration mode " + st.Mode + ", want " + want
+			}
+			return ""
+		}
+	}
+	eventually(t, integrationMode("degraded"))
+	code, out = s.checkout(api, 1, "tok_visa")
 	sagaID, _ := out["saga_id"].(string)
 	if sagaID == "" || (code != http.StatusAccepted && out["saga_status"] != "FAILED") {
 		t.Fatalf("checkout without the order service: %d %v", code, out)
 	}
 	start("order-2", "order")
+	eventually(t, integrationMode("full"))
 	eventually(t, func() string {
 		var sg struct {
 			Status     string

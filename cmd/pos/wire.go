@@ -22,6 +22,7 @@ import (
 	"github.com/retailco/pos/internal/cart"
 	"github.com/retailco/pos/internal/claims"
 	"github.com/retailco/pos/internal/customer"
+	"github.com/retailco/pos/internal/integration"
 	"github.com/retailco/pos/internal/inventory"
 	"github.com/retailco/pos/internal/notification"
 	"github.com/retailco/pos/internal/order"
@@ -45,7 +46,7 @@ import (
 
 // allContexts lists every context, dependencies before dependents.
 var allContexts = []string{product.Name, inventory.Name, customer.Name, payment.Name, cart.Name, order.Name, saga.Name,
-	sales.Name, claims.Name, notification.Name, audit.Name}
+	sales.Name, claims.Name, notification.Name, audit.Name, integration.Name}
 
 // wiring holds one process's contexts and what they own.
 type wiring struct {
@@ -95,6 +96,7 @@ func mountRoutes(api huma.API) {
 	sales.Routes(api, nil)
 	claims.Routes(api, nil)
 	notification.Routes(api, nil)
+	integration.Routes(api, nil)
 	audit.Routes(api, nil)
 }
 
@@ -287,6 +289,11 @@ func newWiring(ctx context.Context, cfg config.Config, log *slog.Logger, hosted 
 		svc := audit.New(gdb, audit.Options{})
 		w.routes = append(w.routes, func(s *httpx.Server) { audit.Routes(s.API, svc) })
 	}
+	if w.hosted[integration.Name] {
+		if err := w.wireIntegration(ctx); err != nil {
+			return nil, err
+		}
+	}
 	return w, nil
 }
 
@@ -331,6 +338,46 @@ func (w *wiring) wireClaims(ctx context.Context) error {
 		}
 	})
 	return w.consume(ctx, claims.ProjectionGroup, claims.Streams, claims.NewProjector(gdb).Handle)
+}
+
+// wireIntegration builds the bridge from orders to claims: its own
+// database (the pending enrichments), claims, order and customer local
+// when hosted here and HTTP Clients otherwise, and its two loops: the
+// monitor that keeps the mode current and the enrichment that completes
+// what degraded mode left pending.
+func (w *wiring) wireIntegration(ctx context.Context) error {
+	gdb, err := w.open(ctx, integration.Name, integration.Migrations)
+	if err != nil {
+		return err
+	}
+	var cl integration.Claims
+	if w.claims != nil {
+		cl = w.claims
+	} else {
+		c, err := w.client(claims.Name)
+		if err != nil {
+			return err
+		}
+		cl = claims.NewClient(c)
+	}
+	if w.order == nil {
+		c, err := w.client(order.Name)
+		if err != nil {
+			return err
+		}
+		w.order = order.NewClient(c)
+	}
+	customers, err := w.customerService()
+	if err != nil {
+		return err
+	}
+	svc := integration.New(gdb, integration.Deps{Claims: cl, Orders: w.order, Customers: customers},
+		integration.Options{Registerer: w.reg, Logger: w.log})
+	w.routes = append(w.routes, func(s *httpx.Server) { integration.Routes(s.API, svc) })
+	w.workers = append(w.workers,
+		func(ctx context.Context) { integration.RunMonitor(ctx, svc, 5*time.Second, w.log) },
+		func(ctx context.Context) { integration.RunEnrichment(ctx, svc, 30*time.Second, w.log) })
+	return nil
 }
 
 // consume subscribes a consuming context to its streams while the process
