@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -138,30 +137,9 @@ func (r transferRow) domain() Transfer {
 
 type store struct{ db *gorm.DB }
 
-// maxTxAttempts bounds the retries of a transaction the engine aborted for
-// a reason a retry can cure (PostgreSQL deadlock or serialization failure,
-// SQLite still busy after busy_timeout).
-const maxTxAttempts = 4
-
-// inTx runs fn in a transaction, again when the engine asks for a retry.
-// fn must be safe to repeat: it starts from a clean slate each time.
+// inTx runs fn in a transaction, retried on contention (db.InTx).
 func (s *store) inTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	var err error
-	for attempt := 1; attempt <= maxTxAttempts; attempt++ {
-		err = s.db.WithContext(ctx).Transaction(fn)
-		if err == nil || !db.IsSerializationFailure(err) {
-			return err
-		}
-		// Jittered backoff, so the transactions that collided do not
-		// collide again in lockstep.
-		wait := time.Duration(rand.Int64N(int64(attempt) * int64(10*time.Millisecond)))
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("database contention: %w (%v)", errs.Timeout, ctx.Err())
-		case <-time.After(wait):
-		}
-	}
-	return fmt.Errorf("database contention, retry later: %w (%v)", errs.Unavailable, err)
+	return db.InTx(ctx, s.db, fn)
 }
 
 // dbErr wraps an unexpected database error. A CHECK violation is the schema

@@ -1,0 +1,40 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/retailco/pos/internal/platform/errs"
+)
+
+// maxTxAttempts bounds the retries of a transaction the engine aborted for
+// a reason a retry can cure (PostgreSQL deadlock or serialization failure,
+// SQLite still busy after busy_timeout).
+const maxTxAttempts = 4
+
+// InTx runs fn in a transaction on gdb, again when the engine asks for a
+// retry. fn must be safe to repeat: it starts from a clean slate each time.
+// Contention that outlasts the retries is errs.Unavailable (retry later),
+// never a 500.
+func InTx(ctx context.Context, gdb *gorm.DB, fn func(tx *gorm.DB) error) error {
+	var err error
+	for attempt := 1; attempt <= maxTxAttempts; attempt++ {
+		err = gdb.WithContext(ctx).Transaction(fn)
+		if err == nil || !IsSerializationFailure(err) {
+			return err
+		}
+		// Jittered backoff, so the transactions that collided do not
+		// collide again in lockstep.
+		wait := time.Duration(rand.Int64N(int64(attempt) * int64(10*time.Millisecond)))
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("database contention: %w (%v)", errs.Timeout, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+	return fmt.Errorf("database contention, retry later: %w (%v)", errs.Unavailable, err)
+}
