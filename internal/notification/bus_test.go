@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
+	"github.com/retailco/pos/internal/platform/testkit/bustest"
 
-	"github.com/retailco/pos/internal/platform/db"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/retailco/pos/internal/platform/events"
 	"github.com/retailco/pos/internal/platform/testkit"
 )
@@ -30,33 +30,10 @@ type busMode struct {
 func busModes(t *testing.T) []busMode {
 	backends := testkit.Backends(t)
 	return []busMode{
-		{name: "embedded", backend: testkit.SQLite, open: func(t *testing.T, o events.Options) events.Bus {
-			t.Helper()
-			ctx := context.Background()
-			gdb, err := db.Open(ctx, testkit.SQLite.Options(t, "bus"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = db.Close(gdb) })
-			bus, err := events.NewSQLBus(ctx, gdb, o)
-			if err != nil {
-				t.Fatalf("sql bus: %v", err)
-			}
-			t.Cleanup(func() { _ = bus.Close() })
-			return bus
-		}},
+		{name: "embedded", backend: testkit.SQLite, open: func(t *testing.T, o events.Options) events.Bus { return bustest.SQL(t, o) }},
 		{name: "fleet", backend: backends[len(backends)-1], redelivers: true, open: func(t *testing.T, o events.Options) events.Bus {
-			t.Helper()
-			url, prefix := testkit.RedisURL(t)
-			t.Cleanup(func() { deleteRedisKeys(url, prefix) })
-			o.Prefix = prefix
 			o.DedupWindow = -1
-			bus, err := events.NewRedisBus(context.Background(), url, o)
-			if err != nil {
-				t.Fatalf("redis bus: %v", err)
-			}
-			t.Cleanup(func() { _ = bus.Close() })
-			return bus
+			return bustest.Redis(t, o)
 		}},
 	}
 }
@@ -314,20 +291,4 @@ func processed(t *testing.T, reg *prometheus.Registry, outcome string) float64 {
 		}
 	}
 	return sum
-}
-
-// deleteRedisKeys removes a test's keys from the shared Redis.
-func deleteRedisKeys(url, prefix string) {
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		return
-	}
-	c := redis.NewClient(opt)
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	iter := c.Scan(ctx, 0, prefix+"*", 500).Iterator()
-	for iter.Next(ctx) {
-		c.Del(ctx, iter.Val())
-	}
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
 	"github.com/retailco/pos/internal/platform/db"
@@ -130,10 +131,28 @@ func OpenDB(t testing.TB, b Backend, contextName string, migrations fs.FS) *gorm
 	return gdb
 }
 
-// RedisURL returns the test Redis and a key prefix of the test's own.
+// RedisURL returns the test Redis and a key prefix of the test's own; the
+// keys under the prefix are deleted when the test ends.
 func RedisURL(t testing.TB) (redisURL, prefix string) {
 	t.Helper()
-	return needInfra(t, "POS_TEST_REDIS_URL", "Redis"), "test:" + randomHex(6) + ":"
+	redisURL, prefix = needInfra(t, "POS_TEST_REDIS_URL", "Redis"), "test:"+randomHex(6)+":"
+	t.Cleanup(func() { deleteKeys(redisURL, prefix) })
+	return redisURL, prefix
+}
+
+func deleteKeys(redisURL, prefix string) {
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return
+	}
+	c := redis.NewClient(opt)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	iter := c.Scan(ctx, 0, prefix+"*", 500).Iterator()
+	for iter.Next(ctx) {
+		c.Del(ctx, iter.Val())
+	}
 }
 
 // Logger discards logs unless POS_TEST_VERBOSE is set.
