@@ -482,7 +482,8 @@ func (w *wiring) relay(ctx context.Context, name string, gdb *gorm.DB) error {
 
 // open opens and migrates one hosted context's own database.
 func (w *wiring) open(ctx context.Context, name string, migrations fs.FS) (*gorm.DB, error) {
-	gdb, err := db.Open(ctx, db.Options{Context: name, URL: w.cfg.DatabaseURLFor(name), DataDir: w.cfg.DataDir, SchemaPrefix: w.cfg.DatabaseSchemaPrefix})
+	gdb, err := db.Open(ctx, db.Options{Context: name, URL: w.cfg.DatabaseURLFor(name), DataDir: w.cfg.DataDir,
+		SchemaPrefix: w.cfg.DatabaseSchemaPrefix, MaxOpenConns: w.cfg.DBMaxConns})
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,11 @@ type Config struct {
 	// RedisURL selects Redis for carts and the event bus; empty means the
 	// embedded SQL and in-process adapters.
 	RedisURL string
+	// DBMaxConns bounds each context's PostgreSQL pool (POS_DB_MAX_CONNS;
+	// 0 keeps the default of 6, which keeps the monolith's fourteen pools
+	// under PostgreSQL's default 100 connections). A context running alone
+	// in the fleet can take more: the saga gains most.
+	DBMaxConns int
 	// DatabaseSchemaPrefix prefixes every context's PostgreSQL schema
 	// (POS_DATABASE_SCHEMA_PREFIX): <prefix>_<context> instead of <context>.
 	DatabaseSchemaPrefix string
@@ -116,6 +121,9 @@ func Load(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if c.RateBurst, err = intEnv(getenv, "POS_RATE_BURST", c.RateBurst); err != nil {
+		return c, err
+	}
+	if c.DBMaxConns, err = intEnv(getenv, "POS_DB_MAX_CONNS", 0); err != nil {
 		return c, err
 	}
 	if c.BcryptCost, err = intEnv(getenv, "POS_BCRYPT_COST", c.BcryptCost); err != nil {
