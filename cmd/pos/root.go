@@ -41,7 +41,7 @@ func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 	pf.StringVar(&g.gatewayURL, "gateway-url", "", "where contexts not hosted here are reached (POS_GATEWAY_URL)")
 	pf.StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error (POS_LOG_LEVEL)")
 
-	root.AddCommand(newServeCmd(g), newMigrateCmd(g), newSeedCmd(g), newAPIKeyCmd(g), newGatewayCmd(g), newHealthcheckCmd(g), newClaimsCmd(g), newLoadtestCmd(g), newVersionCmd(g))
+	root.AddCommand(newServeCmd(g), newMigrateCmd(g), newSeedCmd(g), newAPIKeyCmd(g), newGatewayCmd(g), newHealthcheckCmd(g), newClaimsCmd(g), newReportCmd(g), newReportingCmd(g), newLoadtestCmd(g), newVersionCmd(g))
 	return root
 }
 

@@ -35,6 +35,7 @@ import (
 	"github.com/retailco/pos/internal/platform/outbox"
 	"github.com/retailco/pos/internal/platform/redisx"
 	"github.com/retailco/pos/internal/product"
+	"github.com/retailco/pos/internal/reporting"
 	"github.com/retailco/pos/internal/saga"
 	"github.com/retailco/pos/internal/sales"
 )
@@ -46,7 +47,7 @@ import (
 
 // allContexts lists every context, dependencies before dependents.
 var allContexts = []string{product.Name, inventory.Name, customer.Name, payment.Name, cart.Name, order.Name, saga.Name,
-	sales.Name, claims.Name, notification.Name, audit.Name, integration.Name}
+	sales.Name, reporting.Name, claims.Name, notification.Name, audit.Name, integration.Name}
 
 // wiring holds one process's contexts and what they own.
 type wiring struct {
@@ -72,6 +73,7 @@ type wiring struct {
 	sales     sales.Service
 	order     order.Service
 	claims    claims.Service
+	reporting reporting.Service
 	// claimStore is the claims event store, for `pos claims rebuild`.
 	claimStore claims.EventStore
 	claimsDB   *gorm.DB
@@ -94,6 +96,7 @@ func mountRoutes(api huma.API) {
 	order.Routes(api, nil)
 	saga.Routes(api, nil)
 	sales.Routes(api, nil)
+	reporting.Routes(api, nil)
 	claims.Routes(api, nil)
 	notification.Routes(api, nil)
 	integration.Routes(api, nil)
@@ -251,6 +254,37 @@ func newWiring(ctx context.Context, cfg config.Config, log *slog.Logger, hosted 
 		w.sales = svc
 		w.routes = append(w.routes, func(s *httpx.Server) { sales.Routes(s.API, svc) })
 		w.workers = append(w.workers, func(ctx context.Context) { sales.RunRecovery(ctx, svc, 30*time.Second, log) })
+	}
+	if w.hosted[reporting.Name] {
+		gdb, err := w.open(ctx, reporting.Name, reporting.Migrations)
+		if err != nil {
+			return nil, err
+		}
+		zone, err := reporting.TimeZone(cfg.ReportingTimeZone)
+		if err != nil {
+			return nil, err
+		}
+		// Names, prices and thresholds come from the catalog at query
+		// time. Without one (--only=reporting with neither POS_PRODUCT_URL
+		// nor POS_GATEWAY_URL) the sales report, totals and rebuild still
+		// work; the inventory report and the dashboard answer 503.
+		var catalog reporting.Catalog
+		if w.hosted[product.Name] || cfg.ContextURL(product.Name) != "" {
+			if catalog, err = w.productService(); err != nil {
+				return nil, err
+			}
+		} else {
+			log.Warn("reporting runs without a catalog: the inventory report and the dashboard answer 503",
+				"hint", "host product here or set POS_PRODUCT_URL or POS_GATEWAY_URL")
+		}
+		opts := reporting.Options{Location: zone, Logger: log, Registerer: w.reg}
+		consumer := reporting.NewConsumer(gdb, opts)
+		if err := w.consume(ctx, reporting.Group, reporting.Streams, consumer.Handle); err != nil {
+			return nil, err
+		}
+		svc := reporting.New(gdb, catalog, opts)
+		w.reporting = svc
+		w.routes = append(w.routes, func(s *httpx.Server) { reporting.Routes(s.API, svc) })
 	}
 	if w.hosted[claims.Name] {
 		if err := w.wireClaims(ctx); err != nil {

@@ -24,6 +24,9 @@ type Config struct {
 	// RedisURL selects Redis for carts and the event bus; empty means the
 	// embedded SQL and in-process adapters.
 	RedisURL string
+	// ReportingTimeZone is the zone whose calendar days the reports count
+	// in (POS_REPORTING_TIMEZONE, default America/Toronto).
+	ReportingTimeZone string
 	// DBMaxConns bounds each context's PostgreSQL pool (POS_DB_MAX_CONNS;
 	// 0 keeps the default of 6, which keeps the monolith's fourteen pools
 	// under PostgreSQL's default 100 connections). A context running alone
@@ -98,6 +101,7 @@ func Load(getenv func(string) string) (Config, error) {
 		SMTPURL:              getenv("POS_SMTP_URL"),
 		RedisPrefix:          or(getenv("POS_REDIS_PREFIX"), "pos:"),
 		DatabaseSchemaPrefix: getenv("POS_DATABASE_SCHEMA_PREFIX"),
+		ReportingTimeZone:    getenv("POS_REPORTING_TIMEZONE"),
 		EventsRedisURL:       or(getenv("POS_EVENTS_REDIS_URL"), getenv("POS_REDIS_URL")),
 		GatewayURL:           strings.TrimRight(getenv("POS_GATEWAY_URL"), "/"),
 		ServiceKey:           getenv("POS_SERVICE_KEY"),
