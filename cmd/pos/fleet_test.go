@@ -341,4 +341,25 @@ func TestFleet(t *testing.T) {
 	})
 	s.waitAllFinal(api)
 	s.checkInvariants(api, 3) // 2 units in the first checkout, 1 in the last
+
+	// The dashboard, fed by events from every context over Redis Streams,
+	// shows both channels: the store's sale and the web shop's orders.
+	eventually(t, func() string {
+		var d struct {
+			ByChannel []struct {
+				Channel    string
+				SalesCount int64 `json:"sales_count"`
+			} `json:"by_channel"`
+			OrdersToday int64 `json:"orders_today"`
+		}
+		api.must(200, &d, "GET", "/api/v1/dashboard", nil, M...)
+		counts := map[string]int64{}
+		for _, c := range d.ByChannel {
+			counts[c.Channel] = c.SalesCount
+		}
+		if counts["pos"] != 1 || counts["online"] != 2 || d.OrdersToday != 2 {
+			return fmt.Sprintf("dashboard: %+v", d)
+		}
+		return ""
+	})
 }
