@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,9 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -162,32 +166,9 @@ func (g *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // cleanly with its compensation) and brings it back.
 func TestFleet(t *testing.T) {
 	t.Parallel()
-	const serviceKey = "pos_fleet_service_key_for_the_test_0000000000"
-	gw, gwSrv := newStandIn(t)
-	common := append(productionEnv(t), "POS_SERVICE_KEY="+serviceKey, "POS_JWT_SECRET=fleet-secret-0123456789abcdef0123456789",
-		"POS_GATEWAY_URL="+gwSrv.URL, "POS_RATE_LIMIT=0")
-	admin := createKey(t, common, "admin")
-	manager := createKey(t, common, "manager")
-	agent := createKey(t, common, "agent")
-
-	procs := map[string]*proc{}
-	start := func(name, contextName string) *proc {
-		env := append(append([]string{}, common...), "POS_DATA_DIR="+t.TempDir(), "POS_INSTANCE_ID="+name)
-		p := startPos(t, env, "serve", "--only="+contextName)
-		gw.add(contextName, name, p.URL)
-		procs[name] = p
-		return p
-	}
-	for _, c := range allContexts {
-		if c == "cart" {
-			for i := 1; i <= 3; i++ {
-				start(fmt.Sprintf("cart-%d", i), "cart")
-			}
-			continue
-		}
-		start(c, c)
-	}
-	api := &proc{t: t, URL: gwSrv.URL}
+	f := startFleet(t)
+	procs, start, admin, manager, agent := f.procs, f.start, f.admin, f.manager, f.agent
+	api := &proc{t: t, URL: f.url}
 	A := []string{"X-API-Key", admin}
 	M := []string{"X-API-Key", manager}
 
@@ -362,4 +343,111 @@ func TestFleet(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// fleet is every context as its own process behind the stand-in gateway.
+type fleet struct {
+	gw                    *standIn
+	url                   string
+	procs                 map[string]*proc
+	start                 func(name, contextName string) *proc
+	admin, manager, agent string
+}
+
+// startFleet starts every context of allContexts as `pos serve --only`
+// (three cart instances) on PostgreSQL and Redis of the test's own.
+func startFleet(t *testing.T) *fleet {
+	t.Helper()
+	const serviceKey = "pos_fleet_service_key_for_the_test_0000000000"
+	gw, gwSrv := newStandIn(t)
+	common := append(productionEnv(t), "POS_SERVICE_KEY="+serviceKey, "POS_JWT_SECRET=fleet-secret-0123456789abcdef0123456789",
+		"POS_GATEWAY_URL="+gwSrv.URL, "POS_RATE_LIMIT=0")
+	admin := createKey(t, common, "admin")
+	manager := createKey(t, common, "manager")
+	agent := createKey(t, common, "agent")
+
+	procs := map[string]*proc{}
+	start := func(name, contextName string) *proc {
+		env := append(append([]string{}, common...), "POS_DATA_DIR="+t.TempDir(), "POS_INSTANCE_ID="+name)
+		p := startPos(t, env, "serve", "--only="+contextName)
+		gw.add(contextName, name, p.URL)
+		procs[name] = p
+		return p
+	}
+	for _, c := range allContexts {
+		if c == "cart" {
+			for i := 1; i <= 3; i++ {
+				start(fmt.Sprintf("cart-%d", i), "cart")
+			}
+			continue
+		}
+		start(c, c)
+	}
+	return &fleet{gw: gw, url: gwSrv.URL, procs: procs, start: start, admin: admin, manager: manager, agent: agent}
+}
+
+// TestFleetVsMonolithCheckout is the fleet-against-monolith benchmark of
+// the checkout scenario, opt-in (POS_BENCH_FLEET=1) because it runs two
+// load tests of 20 s each: `pos loadtest --scenario checkout` at 20 VUs
+// without think time against the monolith on PostgreSQL + Redis, then
+// against the fleet behind the stand-in gateway; it logs throughput and
+// p95 of POST /checkout for the README.
+//
+//	POS_BENCH_FLEET=1 POS_TEST_POSTGRES_URL=… POS_TEST_REDIS_URL=… go test -run FleetVsMonolith -v ./cmd/pos/
+func TestFleetVsMonolithCheckout(t *testing.T) {
+	if os.Getenv("POS_BENCH_FLEET") != "1" {
+		t.Skip("POS_BENCH_FLEET=1 runs the fleet/monolith checkout comparison (40 s of load)")
+	}
+	monoEnv := append(productionEnv(t), "POS_DATA_DIR="+t.TempDir(), "POS_RATE_LIMIT=0")
+	monoAdmin := createKey(t, monoEnv, "admin")
+	mono := startPos(t, monoEnv, "serve", "--all")
+	m := runCheckoutLoad(t, mono.URL, monoAdmin)
+	_ = mono.stop(syscall.SIGTERM)
+
+	f := startFleet(t)
+	fl := runCheckoutLoad(t, f.url, f.admin)
+	t.Logf("checkout, 20 VUs, no think time, 20 s:")
+	t.Logf("  monolith (PostgreSQL + Redis): %.1f checkouts/s, p95 %.1f ms, errors %.2f%%", m.RPS, m.Latency.P95, 100*m.ErrorRate)
+	t.Logf("  fleet (%d processes + gateway): %.1f checkouts/s, p95 %.1f ms, errors %.2f%%", len(f.procs), fl.RPS, fl.Latency.P95, 100*fl.ErrorRate)
+	t.Logf("  fleet keeps %.0f%% of the monolith's throughput, p95 %.1f× the monolith's", 100*fl.RPS/m.RPS, fl.Latency.P95/m.Latency.P95)
+}
+
+// checkoutFigures are the POST /checkout figures of one load test.
+type checkoutFigures struct {
+	RPS       float64 `json:"rps"`
+	ErrorRate float64 `json:"error_rate"`
+	Latency   struct {
+		P95 float64 `json:"p95"`
+	} `json:"latency_ms"`
+}
+
+func runCheckoutLoad(t *testing.T, target, admin string) checkoutFigures {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "run.json")
+	cmd := exec.Command(posBinary(t), "loadtest", "--target", target, "--api-key", admin, "--scenario", "checkout",
+		"--stages", "0s:20,20s:20", "--think", "0", "--out", out)
+	cmd.Env = append(os.Environ(), "POS_LOG_LEVEL=warn")
+	if raw, err := cmd.CombinedOutput(); err != nil {
+		t.Logf("loadtest against %s: %v\n%s", target, err, raw)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("no loadtest summary: %v", err)
+	}
+	var sum struct {
+		Endpoints []struct {
+			Route string
+			checkoutFigures
+		}
+	}
+	if err := json.Unmarshal(raw, &sum); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range sum.Endpoints {
+		if e.Route == "POST /api/v1/checkout" {
+			return e.checkoutFigures
+		}
+	}
+	t.Fatalf("no POST /api/v1/checkout in the summary")
+	return checkoutFigures{}
 }
