@@ -21,6 +21,7 @@ run: build
 test: vet
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz
+	$(MAKE) deploy-check
 
 vet:
 	$(GO) vet ./...
