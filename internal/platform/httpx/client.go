@@ -173,6 +173,7 @@ func (c *Client) once(ctx context.Context, method, u string, body []byte, out an
 	if id := correlation.From(ctx); id != "" {
 		req.Header.Set(correlation.Header, id)
 	}
+	correlation.InjectTrace(ctx, req.Header)
 	if c.cfg.ServiceKey != "" {
 		req.Header.Set("X-API-Key", c.cfg.ServiceKey)
 	}

@@ -243,3 +243,39 @@ func TestClientRetriesAndBreaker(t *testing.T) {
 		t.Fatalf("unreachable: %v", err)
 	}
 }
+
+// TestTraceContextPropagates: a traceparent sent by the caller reaches a
+// handler, and the Client passes the same trace id on to the next hop with
+// a span id of its own.
+func TestTraceContextPropagates(t *testing.T) {
+	t.Parallel()
+	var seen atomic.Value
+	downstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(r.Header.Get("traceparent"))
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	defer downstream.Close()
+	next := httpx.NewClient(httpx.ClientConfig{Context: "next", BaseURL: downstream.URL, Retries: -1})
+	h := testkit.Serve(t, func(s *httpx.Server) {
+		httpx.Register(s.API, httpx.Op{Context: "test", ID: "hop", Method: http.MethodGet, Path: "/hop", Access: httpx.Public},
+			func(ctx context.Context, _ *struct{}) (*httpx.Reply[echoOut], error) {
+				return httpx.OK(echoOut{}), next.Do(ctx, http.MethodGet, "/x", nil, nil)
+			})
+	})
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	r := h.Call(t, "GET", "/api/v1/hop", nil, "traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	r.JSON(t, 200, nil)
+	got, _ := seen.Load().(string)
+	parts := strings.Split(got, "-")
+	if len(parts) != 4 || parts[1] != traceID || parts[2] == "00f067aa0ba902b7" {
+		t.Fatalf("downstream traceparent %q: want trace %s with a new span id", got, traceID)
+	}
+	if !strings.Contains(r.Header.Get("traceparent"), traceID) {
+		t.Fatalf("response traceparent %q", r.Header.Get("traceparent"))
+	}
+	// Without one, the server starts a trace and still passes it on.
+	h.Call(t, "GET", "/api/v1/hop", nil).JSON(t, 200, nil)
+	if got, _ := seen.Load().(string); len(strings.Split(got, "-")) != 4 {
+		t.Fatalf("no trace started: %q", got)
+	}
+}

@@ -42,9 +42,11 @@ func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 		if !correlation.Valid(id) {
 			id = correlation.NewID()
 		}
-		c.SetRequest(req.WithContext(correlation.With(req.Context(), id)))
+		ctx := correlation.StartTrace(correlation.With(req.Context(), id), req.Header)
+		c.SetRequest(req.WithContext(ctx))
 		h := c.Response().Header()
 		h.Set(correlation.Header, id)
+		correlation.InjectTrace(ctx, h) // the caller learns the trace id too
 		if s.cfg.InstanceID != "" {
 			h.Set("X-Served-By", s.cfg.InstanceID)
 		}
@@ -81,6 +83,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 				slog.String("method", method), slog.String("route", route), slog.String("path", c.Request().URL.Path),
 				slog.Int("status", status), slog.Float64("ms", float64(elapsed.Microseconds())/1000),
 				slog.String("context", ctxName), slog.String("request_id", correlation.From(c.Request().Context())),
+				slog.String("trace_id", correlation.TraceID(c.Request().Context())),
 			}
 			if p, ok := auth.FromContext(c.Request().Context()); ok {
 				attrs = append(attrs, slog.String("role", string(p.Role)), slog.String("subject", p.Subject))
