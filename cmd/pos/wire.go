@@ -64,6 +64,8 @@ type wiring struct {
 	checks  []readiness
 	workers []func(context.Context)
 	routes  []func(s *httpx.Server)
+	// deps are the remote contexts this process calls, for /health.
+	deps map[string]*httpx.Client
 
 	product   product.Service
 	inventory inventory.Service
@@ -539,7 +541,12 @@ func (w *wiring) client(name string) (*httpx.Client, error) {
 	if base == "" {
 		return nil, fmt.Errorf("context %s is not hosted here: set POS_%s_URL or POS_GATEWAY_URL", name, strings.ToUpper(name))
 	}
-	return httpx.NewClient(httpx.ClientConfig{Context: name, BaseURL: base, ServiceKey: w.cfg.ServiceKey}), nil
+	c := httpx.NewClient(httpx.ClientConfig{Context: name, BaseURL: base, ServiceKey: w.cfg.ServiceKey})
+	if w.deps == nil {
+		w.deps = map[string]*httpx.Client{}
+	}
+	w.deps[name] = c
+	return c, nil
 }
 
 // productService is the catalog, local or remote.
@@ -662,6 +669,9 @@ func (w *wiring) server() *httpx.Server {
 	}
 	for _, c := range w.checks {
 		s.AddCheck(c.context, c.name, c.fn)
+	}
+	for name, c := range w.deps {
+		s.AddDependency(name, c.Live)
 	}
 	return s
 }

@@ -202,6 +202,26 @@ func (c *Client) once(ctx context.Context, method, u string, body []byte, out an
 	return nil
 }
 
+// Live checks that the downstream process answers its liveness probe; the
+// caller's /health reports it. It bypasses the breaker and retries: a
+// probe must see the truth, not a cached verdict.
+func (c *Client) Live(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.BaseURL+"/health/live", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s unreachable: %w (%v)", c.cfg.Context, errs.Unavailable, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answers %d: %w", c.cfg.Context, resp.StatusCode, errs.Unavailable)
+	}
+	return nil
+}
+
 // decodeProblem rebuilds the error the remote side returned.
 func decodeProblem(resp *http.Response) error {
 	var p Problem

@@ -15,9 +15,16 @@ import (
 // readiness is "every hosted context can do its work" (its database and
 // brokers answer) and turns false while the process drains on shutdown, so
 // a balancer stops sending before connections close.
+//
+// Dependencies (the remote contexts this process calls) are reported too,
+// and turn the status to "degraded", but never fail readiness: a saga
+// whose order service is down must stay in the balancer to answer its
+// checkouts with a clean failure and compensation, and the calls that do
+// not need the dependency keep working.
 type Health struct {
 	mu       sync.RWMutex
 	checks   []healthCheck
+	deps     []healthCheck
 	draining atomic.Bool
 }
 
@@ -34,6 +41,12 @@ func (h *Health) add(contextName, name string, fn func(context.Context) error) {
 	h.checks = append(h.checks, healthCheck{context: contextName, name: name, fn: fn})
 }
 
+func (h *Health) addDependency(name string, fn func(context.Context) error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.deps = append(h.deps, healthCheck{context: name, name: "reachable", fn: fn})
+}
+
 func (h *Health) setDraining() { h.draining.Store(true) }
 
 // CheckResult is one check's outcome in /health.
@@ -48,6 +61,8 @@ type HealthReport struct {
 	Status   string                 `json:"status"`
 	Contexts map[string]string      `json:"contexts"`
 	Checks   map[string]CheckResult `json:"checks"`
+	// Dependencies are the remote contexts this process calls.
+	Dependencies map[string]CheckResult `json:"dependencies,omitempty"`
 }
 
 // run evaluates every check concurrently, each bounded to 2 s, so one slow
@@ -55,11 +70,13 @@ type HealthReport struct {
 func (h *Health) run(ctx context.Context) (HealthReport, bool) {
 	h.mu.RLock()
 	checks := append([]healthCheck(nil), h.checks...)
+	deps := append([]healthCheck(nil), h.deps...)
 	h.mu.RUnlock()
 	rep := HealthReport{Status: "up", Contexts: map[string]string{}, Checks: map[string]CheckResult{}}
-	results := make([]CheckResult, len(checks))
+	all := append(checks, deps...)
+	results := make([]CheckResult, len(all))
 	var wg sync.WaitGroup
-	for i, c := range checks {
+	for i, c := range all {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -86,10 +103,22 @@ func (h *Health) run(ctx context.Context) (HealthReport, bool) {
 			ok = false
 		}
 	}
-	if h.draining.Load() {
+	degraded := false
+	for i, d := range deps {
+		if rep.Dependencies == nil {
+			rep.Dependencies = map[string]CheckResult{}
+		}
+		r := results[len(checks)+i]
+		rep.Dependencies[d.context] = r
+		degraded = degraded || r.Status != "up"
+	}
+	switch {
+	case h.draining.Load():
 		rep.Status, ok = "draining", false
-	} else if !ok {
+	case !ok:
 		rep.Status = "down"
+	case degraded:
+		rep.Status = "degraded"
 	}
 	return rep, ok
 }

@@ -279,3 +279,20 @@ func TestTraceContextPropagates(t *testing.T) {
 		t.Fatalf("no trace started: %q", got)
 	}
 }
+
+// TestDependencyHealth: a remote context that is down shows in /health as
+// degraded, and readiness stays green.
+func TestDependencyHealth(t *testing.T) {
+	t.Parallel()
+	up := httpx.NewClient(httpx.ClientConfig{Context: "up", BaseURL: testkit.Serve(t, func(*httpx.Server) {}).URL})
+	down := httpx.NewClient(httpx.ClientConfig{Context: "down", BaseURL: "http://127.0.0.1:1"})
+	h := testkit.Serve(t, func(s *httpx.Server) {
+		s.AddDependency("up", up.Live)
+		s.AddDependency("down", down.Live)
+	})
+	var rep httpx.HealthReport
+	h.Call(t, "GET", "/health/ready", nil).JSON(t, 200, &rep)
+	if rep.Status != "degraded" || rep.Dependencies["up"].Status != "up" || rep.Dependencies["down"].Status != "down" {
+		t.Fatalf("report: %+v", rep)
+	}
+}

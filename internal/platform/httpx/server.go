@@ -158,6 +158,12 @@ func (s *Server) AddCheck(contextName, check string, fn func(context.Context) er
 	s.health.add(contextName, check, fn)
 }
 
+// AddDependency reports a remote context this process calls in /health
+// (status "degraded" while it is unreachable) without failing readiness.
+func (s *Server) AddDependency(name string, fn func(context.Context) error) {
+	s.health.addDependency(name, fn)
+}
+
 // Handler is the server as an http.Handler (tests mount it on httptest).
 func (s *Server) Handler() http.Handler { return s.Echo }
 
