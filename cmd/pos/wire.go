@@ -662,7 +662,7 @@ func (w *wiring) server() *httpx.Server {
 	s := httpx.NewServer(httpx.ServerConfig{
 		Title: "pos", Version: version, InstanceID: w.cfg.InstanceID, Logger: w.log, Registry: w.reg,
 		Keys: w.keyStore(), Tokens: w.tokens, RateLimit: w.cfg.RateLimit, RateBurst: w.cfg.RateBurst,
-		TrustProxy: w.cfg.TrustProxy, AccessLog: w.cfg.AccessLog,
+		TrustProxy: w.cfg.TrustProxy, AccessLog: w.cfg.AccessLog, Pprof: w.cfg.Pprof,
 	})
 	for _, r := range w.routes {
 		r(s)

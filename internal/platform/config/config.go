@@ -81,6 +81,8 @@ type Config struct {
 	TrustProxy bool
 	// AccessLog writes one log line per request.
 	AccessLog bool
+	// Pprof serves the Go profiler to admins (POS_PPROF=true).
+	Pprof bool
 
 	getenv func(string) string
 }
@@ -118,6 +120,7 @@ func Load(getenv func(string) string) (Config, error) {
 		TrustProxy:           getenv("POS_TRUST_PROXY") == "true",
 		FaultKillAt:          getenv("POS_FAULT_KILL_AT"),
 		AccessLog:            getenv("POS_ACCESS_LOG") != "false",
+		Pprof:                getenv("POS_PPROF") == "true",
 		getenv:               getenv,
 	}
 	var err error

@@ -51,6 +51,9 @@ type ServerConfig struct {
 	TrustProxy bool
 	// AccessLog logs one line per request at info level.
 	AccessLog bool
+	// Pprof serves Go's profiler under /debug/pprof/ (admin key required),
+	// for profiling a running process under load.
+	Pprof bool
 }
 
 // Server is one process's HTTP surface: the contexts it hosts register
@@ -134,6 +137,9 @@ func NewServer(cfg ServerConfig) *Server {
 	e.GET("/health/ready", s.health.handleReady)
 	e.GET("/metrics", echo.WrapHandler(promHandler(cfg.Registry)))
 	s.mountDocs()
+	if cfg.Pprof {
+		s.mountPprof()
+	}
 	return s
 }
 
