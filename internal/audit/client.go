@@ -27,11 +27,11 @@ func (c *Client) ListEntries(ctx context.Context, f Filter) (page.Result[Entry],
 	q := url.Values{}
 	q.Set("page", strconv.Itoa(f.Page.Page))
 	q.Set("per_page", strconv.Itoa(f.Page.PerPage))
-	setIf(q, "aggregate_id", f.AggregateID)
-	setIf(q, "event_type", f.EventType)
-	setIf(q, "correlation_id", f.CorrelationID)
-	setIf(q, "stream", f.Stream)
-	setIf(q, "actor", f.Actor)
+	httpx.SetIf(q, "aggregate_id", f.AggregateID)
+	httpx.SetIf(q, "event_type", f.EventType)
+	httpx.SetIf(q, "correlation_id", f.CorrelationID)
+	httpx.SetIf(q, "stream", f.Stream)
+	httpx.SetIf(q, "actor", f.Actor)
 	if !f.From.IsZero() {
 		q.Set("from", f.From.Format(time.RFC3339Nano))
 	}
@@ -52,10 +52,4 @@ func (c *Client) ListEntries(ctx context.Context, f Filter) (page.Result[Entry],
 func (c *Client) Stats(ctx context.Context) (Stats, error) {
 	var out Stats
 	return out, c.c.Do(ctx, http.MethodGet, "/audit/stats", nil, &out)
-}
-
-func setIf(q url.Values, k, v string) {
-	if v != "" {
-		q.Set(k, v)
-	}
 }

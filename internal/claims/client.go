@@ -96,10 +96,10 @@ func (c *Client) ListClaims(ctx context.Context, f Filter) (page.Result[Claim], 
 	q := url.Values{}
 	q.Set("page", strconv.Itoa(f.Page.Page))
 	q.Set("per_page", strconv.Itoa(f.Page.PerPage))
-	setIf(q, "status", string(f.Status))
-	setIf(q, "customer_id", f.CustomerID)
-	setIf(q, "agent_id", f.AgentID)
-	setIf(q, "claim_type", string(f.ClaimType))
+	httpx.SetIf(q, "status", string(f.Status))
+	httpx.SetIf(q, "customer_id", f.CustomerID)
+	httpx.SetIf(q, "agent_id", f.AgentID)
+	httpx.SetIf(q, "claim_type", string(f.ClaimType))
 	var out httpx.List[Claim]
 	if err := c.c.Do(ctx, http.MethodGet, "/claims", nil, &out, httpx.Query(q)); err != nil {
 		return page.Result[Claim]{}, err
@@ -115,10 +115,4 @@ func (c *Client) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 	}
 	var out Stats
 	return out, c.c.Do(ctx, http.MethodGet, "/claims/stats", nil, &out, httpx.Query(v))
-}
-
-func setIf(q url.Values, k, v string) {
-	if v != "" {
-		q.Set(k, v)
-	}
 }

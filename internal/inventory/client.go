@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"strconv"
 
 	"github.com/retailco/pos/internal/platform/httpx"
 	"github.com/retailco/pos/internal/platform/page"
@@ -37,17 +36,17 @@ func (c *Client) GetLocation(ctx context.Context, id string) (Location, error) {
 
 // ListLocations implements Service.
 func (c *Client) ListLocations(ctx context.Context, f LocationFilter) (page.Result[Location], error) {
-	q := pageQuery(f.Page)
-	setIf(q, "kind", f.Kind)
-	setIf(q, "province", f.Province)
+	q := httpx.PageValues(f.Page)
+	httpx.SetIf(q, "kind", f.Kind)
+	httpx.SetIf(q, "province", f.Province)
 	return list[Location](ctx, c, "/locations", q)
 }
 
 // ListStock implements Service.
 func (c *Client) ListStock(ctx context.Context, f StockFilter) (page.Result[StockLevel], error) {
-	q := pageQuery(f.Page)
-	setIf(q, "location_id", f.LocationID)
-	setIf(q, "product_id", f.ProductID)
+	q := httpx.PageValues(f.Page)
+	httpx.SetIf(q, "location_id", f.LocationID)
+	httpx.SetIf(q, "product_id", f.ProductID)
 	if f.LowStock {
 		q.Set("low_stock", "true")
 	}
@@ -110,10 +109,10 @@ func (c *Client) GetTransfer(ctx context.Context, id string) (Transfer, error) {
 
 // ListTransfers implements Service.
 func (c *Client) ListTransfers(ctx context.Context, f TransferFilter) (page.Result[Transfer], error) {
-	q := pageQuery(f.Page)
-	setIf(q, "status", f.Status)
-	setIf(q, "location_id", f.LocationID)
-	setIf(q, "product_id", f.ProductID)
+	q := httpx.PageValues(f.Page)
+	httpx.SetIf(q, "status", f.Status)
+	httpx.SetIf(q, "location_id", f.LocationID)
+	httpx.SetIf(q, "product_id", f.ProductID)
 	return list[Transfer](ctx, c, "/inventory/transfers", q)
 }
 
@@ -130,17 +129,6 @@ func (c *Client) RejectTransfer(ctx context.Context, id string) (Transfer, error
 }
 
 func reservationPath(id string) string { return "/inventory/reservations/" + url.PathEscape(id) }
-
-func pageQuery(r page.Request) url.Values {
-	r = r.Normalize()
-	return url.Values{"page": {strconv.Itoa(r.Page)}, "per_page": {strconv.Itoa(r.PerPage)}}
-}
-
-func setIf(q url.Values, k, v string) {
-	if v != "" {
-		q.Set(k, v)
-	}
-}
 
 // list fetches one page of a list endpoint.
 func list[T any](ctx context.Context, c *Client, path string, q url.Values) (page.Result[T], error) {

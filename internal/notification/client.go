@@ -26,10 +26,10 @@ func (c *Client) ListNotifications(ctx context.Context, f Filter) (page.Result[N
 	q := url.Values{}
 	q.Set("page", strconv.Itoa(f.Page.Page))
 	q.Set("per_page", strconv.Itoa(f.Page.PerPage))
-	setIf(q, "recipient", f.Recipient)
-	setIf(q, "event_type", f.EventType)
-	setIf(q, "status", string(f.Status))
-	setIf(q, "channel", string(f.Channel))
+	httpx.SetIf(q, "recipient", f.Recipient)
+	httpx.SetIf(q, "event_type", f.EventType)
+	httpx.SetIf(q, "status", string(f.Status))
+	httpx.SetIf(q, "channel", string(f.Channel))
 	var out httpx.List[Notification]
 	if err := c.c.Do(ctx, http.MethodGet, "/notifications", nil, &out, httpx.Query(q)); err != nil {
 		return page.Result[Notification]{}, err
@@ -41,10 +41,4 @@ func (c *Client) ListNotifications(ctx context.Context, f Filter) (page.Result[N
 func (c *Client) Stats(ctx context.Context) (Stats, error) {
 	var out Stats
 	return out, c.c.Do(ctx, http.MethodGet, "/notifications/stats", nil, &out)
-}
-
-func setIf(q url.Values, k, v string) {
-	if v != "" {
-		q.Set(k, v)
-	}
 }

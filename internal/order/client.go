@@ -45,9 +45,9 @@ func (c *Client) ListOrders(ctx context.Context, f Filter) (page.Result[Order], 
 	q := url.Values{}
 	q.Set("page", strconv.Itoa(f.Page.Page))
 	q.Set("per_page", strconv.Itoa(f.Page.PerPage))
-	setIf(q, "customer_id", f.CustomerID)
-	setIf(q, "status", string(f.Status))
-	setIf(q, "saga_id", f.SagaID)
+	httpx.SetIf(q, "customer_id", f.CustomerID)
+	httpx.SetIf(q, "status", string(f.Status))
+	httpx.SetIf(q, "saga_id", f.SagaID)
 	var out httpx.List[Order]
 	if err := c.c.Do(ctx, http.MethodGet, "/orders", nil, &out, httpx.Query(q)); err != nil {
 		return page.Result[Order]{}, err
@@ -77,15 +77,9 @@ func (c *Client) MarkCancelled(ctx context.Context, id string) (Order, error) {
 func (c *Client) Totals(ctx context.Context, currency string) (OrderTotals, error) {
 	var out OrderTotals
 	q := url.Values{}
-	setIf(q, "currency", currency)
+	httpx.SetIf(q, "currency", currency)
 	if err := c.c.Do(ctx, http.MethodGet, "/orders/summary", nil, &out, httpx.Query(q)); err != nil {
 		return OrderTotals{}, err
 	}
 	return out, nil
-}
-
-func setIf(q url.Values, k, v string) {
-	if v != "" {
-		q.Set(k, v)
-	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"strconv"
 
 	"github.com/retailco/pos/internal/platform/httpx"
 	"github.com/retailco/pos/internal/platform/page"
@@ -51,11 +50,11 @@ func (c *Client) GetPaymentByTransaction(ctx context.Context, transactionID stri
 // ListPayments implements Service.
 func (c *Client) ListPayments(ctx context.Context, f Filter) (page.Result[Payment], error) {
 	f.Page = f.Page.Normalize()
-	q := pageQuery(f.Page)
-	setIf(q, "order_id", f.OrderID)
-	setIf(q, "customer_id", f.CustomerID)
-	setIf(q, "status", string(f.Status))
-	setIf(q, "transaction_id", f.TransactionID)
+	q := httpx.PageValues(f.Page)
+	httpx.SetIf(q, "order_id", f.OrderID)
+	httpx.SetIf(q, "customer_id", f.CustomerID)
+	httpx.SetIf(q, "status", string(f.Status))
+	httpx.SetIf(q, "transaction_id", f.TransactionID)
 	var out httpx.List[Payment]
 	if err := c.c.Do(ctx, http.MethodGet, "/payments", nil, &out, httpx.Query(q)); err != nil {
 		return page.Result[Payment]{}, err
@@ -78,7 +77,7 @@ func (c *Client) Refund(ctx context.Context, paymentID string, in NewRefund) (Re
 func (c *Client) ListRefunds(ctx context.Context, paymentID string, p page.Request) (page.Result[Refund], error) {
 	var out httpx.List[Refund]
 	path := "/payments/" + url.PathEscape(paymentID) + "/refunds"
-	if err := c.c.Do(ctx, http.MethodGet, path, nil, &out, httpx.Query(pageQuery(p.Normalize()))); err != nil {
+	if err := c.c.Do(ctx, http.MethodGet, path, nil, &out, httpx.Query(httpx.PageValues(p.Normalize()))); err != nil {
 		return page.Result[Refund]{}, err
 	}
 	return page.Result[Refund]{Items: out.Data, Total: out.Meta.Total}, nil
@@ -87,23 +86,10 @@ func (c *Client) ListRefunds(ctx context.Context, paymentID string, p page.Reque
 // Summary implements Service.
 func (c *Client) Summary(ctx context.Context, currency string) (Summary, error) {
 	q := url.Values{}
-	setIf(q, "currency", currency)
+	httpx.SetIf(q, "currency", currency)
 	var out Summary
 	if err := c.c.Do(ctx, http.MethodGet, "/payments/summary", nil, &out, httpx.Query(q)); err != nil {
 		return Summary{}, err
 	}
 	return out, nil
-}
-
-func pageQuery(p page.Request) url.Values {
-	q := url.Values{}
-	q.Set("page", strconv.Itoa(p.Page))
-	q.Set("per_page", strconv.Itoa(p.PerPage))
-	return q
-}
-
-func setIf(q url.Values, k, v string) {
-	if v != "" {
-		q.Set(k, v)
-	}
 }

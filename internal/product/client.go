@@ -38,9 +38,9 @@ func (c *Client) ListProducts(ctx context.Context, f Filter) (page.Result[Produc
 	f.Page = f.Page.Normalize()
 	q.Set("page", strconv.Itoa(f.Page.Page))
 	q.Set("per_page", strconv.Itoa(f.Page.PerPage))
-	setIf(q, "search", f.Search)
-	setIf(q, "category_id", f.CategoryID)
-	setIf(q, "sku", f.SKU)
+	httpx.SetIf(q, "search", f.Search)
+	httpx.SetIf(q, "category_id", f.CategoryID)
+	httpx.SetIf(q, "sku", f.SKU)
 	if f.Active != nil {
 		q.Set("active", strconv.FormatBool(*f.Active))
 	}
@@ -81,10 +81,4 @@ func (c *Client) ListCategories(ctx context.Context) ([]Category, error) {
 		return nil, err
 	}
 	return out.Data, nil
-}
-
-func setIf(q url.Values, k, v string) {
-	if v != "" {
-		q.Set(k, v)
-	}
 }

@@ -24,10 +24,10 @@ func NewClient(c *httpx.Client) *Client { return &Client{c: c} }
 // SalesReport implements Service.
 func (c *Client) SalesReport(ctx context.Context, q SalesQuery) (SalesReport, error) {
 	v := url.Values{}
-	setIf(v, "from", q.From)
-	setIf(v, "to", q.To)
-	setIf(v, "location_id", q.LocationID)
-	setIf(v, "channel", q.Channel)
+	httpx.SetIf(v, "from", q.From)
+	httpx.SetIf(v, "to", q.To)
+	httpx.SetIf(v, "location_id", q.LocationID)
+	httpx.SetIf(v, "channel", q.Channel)
 	var out SalesReport
 	return out, c.c.Do(ctx, http.MethodGet, "/reports/sales", nil, &out, httpx.Query(v))
 }
@@ -35,9 +35,9 @@ func (c *Client) SalesReport(ctx context.Context, q SalesQuery) (SalesReport, er
 // TopProducts implements Service.
 func (c *Client) TopProducts(ctx context.Context, q TopQuery) (TopProducts, error) {
 	v := url.Values{}
-	setIf(v, "from", q.From)
-	setIf(v, "to", q.To)
-	setIf(v, "channel", q.Channel)
+	httpx.SetIf(v, "from", q.From)
+	httpx.SetIf(v, "to", q.To)
+	httpx.SetIf(v, "channel", q.Channel)
 	if q.Limit != 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
@@ -48,7 +48,7 @@ func (c *Client) TopProducts(ctx context.Context, q TopQuery) (TopProducts, erro
 // InventoryReport implements Service.
 func (c *Client) InventoryReport(ctx context.Context, q InventoryQuery) (InventoryReport, error) {
 	v := url.Values{}
-	setIf(v, "location_id", q.LocationID)
+	httpx.SetIf(v, "location_id", q.LocationID)
 	var out InventoryReport
 	return out, c.c.Do(ctx, http.MethodGet, "/reports/inventory", nil, &out, httpx.Query(v))
 }
@@ -70,10 +70,4 @@ func (c *Client) Totals(ctx context.Context) (Totals, error) {
 func (c *Client) Rebuild(ctx context.Context) (RebuildResult, error) {
 	var out RebuildResult
 	return out, c.c.Do(ctx, http.MethodPost, "/reports/rebuild", nil, &out)
-}
-
-func setIf(q url.Values, k, v string) {
-	if v != "" {
-		q.Set(k, v)
-	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/retailco/pos/internal/platform/httpx"
@@ -38,8 +37,8 @@ func (c *Client) GetRegister(ctx context.Context, id string) (Register, error) {
 
 // ListRegisters implements Service.
 func (c *Client) ListRegisters(ctx context.Context, f RegisterFilter) (page.Result[Register], error) {
-	q := pageQuery(f.Page)
-	setIf(q, "location_id", f.LocationID)
+	q := httpx.PageValues(f.Page)
+	httpx.SetIf(q, "location_id", f.LocationID)
 	return list[Register](ctx, c, "/registers", q)
 }
 
@@ -76,10 +75,10 @@ func (c *Client) GetSale(ctx context.Context, id string) (Sale, error) {
 
 // ListSales implements Service.
 func (c *Client) ListSales(ctx context.Context, f SaleFilter) (page.Result[Sale], error) {
-	q := pageQuery(f.Page)
-	setIf(q, "location_id", f.LocationID)
-	setIf(q, "register_id", f.RegisterID)
-	setIf(q, "session_id", f.SessionID)
+	q := httpx.PageValues(f.Page)
+	httpx.SetIf(q, "location_id", f.LocationID)
+	httpx.SetIf(q, "register_id", f.RegisterID)
+	httpx.SetIf(q, "session_id", f.SessionID)
 	if !f.From.IsZero() {
 		q.Set("from", f.From.UTC().Format(time.RFC3339Nano))
 	}
@@ -125,17 +124,6 @@ func sessionsPath(registerID string) string {
 }
 
 func salePath(id string) string { return "/sales/" + url.PathEscape(id) }
-
-func pageQuery(r page.Request) url.Values {
-	r = r.Normalize()
-	return url.Values{"page": {strconv.Itoa(r.Page)}, "per_page": {strconv.Itoa(r.PerPage)}}
-}
-
-func setIf(q url.Values, k, v string) {
-	if v != "" {
-		q.Set(k, v)
-	}
-}
 
 // list fetches one page of a list endpoint.
 func list[T any](ctx context.Context, c *Client, path string, q url.Values) (page.Result[T], error) {

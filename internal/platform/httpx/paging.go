@@ -1,6 +1,11 @@
 package httpx
 
-import "github.com/retailco/pos/internal/platform/page"
+import (
+	"net/url"
+	"strconv"
+
+	"github.com/retailco/pos/internal/platform/page"
+)
 
 // PageQuery is embedded in list inputs: page from 1, per_page up to 100.
 type PageQuery struct {
@@ -39,4 +44,18 @@ func NewList[T any](items []T, page, perPage int, total int64) List[T] {
 		items = []T{}
 	}
 	return List[T]{Data: items, Meta: Meta{Page: page, PerPage: perPage, Total: total}}
+}
+
+// PageValues is the query of one page, for Client adapters.
+func PageValues(r page.Request) url.Values {
+	r = r.Normalize()
+	return url.Values{"page": {strconv.Itoa(r.Page)}, "per_page": {strconv.Itoa(r.PerPage)}}
+}
+
+// SetIf adds a query parameter when its value is not empty: a zero filter
+// does not filter.
+func SetIf(q url.Values, k, v string) {
+	if v != "" {
+		q.Set(k, v)
+	}
 }
