@@ -5,13 +5,14 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/retailco/pos/internal/platform/testkit"
 
 	"github.com/compose-spec/compose-go/v2/dotenv"
 	"github.com/compose-spec/compose-go/v2/loader"
@@ -40,14 +41,11 @@ var testSecrets = map[string]string{
 	"GRAFANA_ADMIN_PASSWORD": "test-grafana-password",
 }
 
-// requireInfra is set in CI: a tool the checks need that is missing fails
-// the run instead of skipping.
-func requireInfra() bool { return os.Getenv("POS_TEST_REQUIRE_INFRA") == "1" }
-
-// skipOrFail skips locally and fails in CI.
+// skipOrFail skips locally and fails in CI (POS_TEST_REQUIRE_INFRA=1): a
+// tool the checks need that is missing must not pass silently there.
 func skipOrFail(t *testing.T, why string) {
 	t.Helper()
-	if requireInfra() {
+	if testkit.RequireInfra() {
 		t.Fatalf("%s (POS_TEST_REQUIRE_INFRA=1)", why)
 	}
 	t.Skip(why)
