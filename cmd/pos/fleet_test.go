@@ -387,33 +387,40 @@ func startFleet(t *testing.T) *fleet {
 }
 
 // TestFleetVsMonolithCheckout is the fleet-against-monolith benchmark of
-// the checkout scenario, opt-in (POS_BENCH_FLEET=1) because it runs two
-// load tests of 20 s each: `pos loadtest --scenario checkout` at 20 VUs
-// without think time against the monolith on PostgreSQL + Redis, then
-// against the fleet behind the stand-in gateway; it logs throughput and
-// p95 of POST /checkout for the README.
+// the checkout scenario, opt-in (POS_BENCH_FLEET=1) because it runs
+// minutes of load: `pos loadtest --scenario checkout` at 20 VUs without
+// think time against the monolith on PostgreSQL + Redis, then every
+// scenario against the fleet behind the stand-in gateway; it logs the
+// figures for the README.
 //
-//	POS_BENCH_FLEET=1 POS_TEST_POSTGRES_URL=… POS_TEST_REDIS_URL=… go test -run FleetVsMonolith -v ./cmd/pos/
+//	POS_BENCH_FLEET=1 POS_TEST_POSTGRES_URL=… POS_TEST_REDIS_URL=… go test -run FleetVsMonolith -v -timeout 20m ./cmd/pos/
 func TestFleetVsMonolithCheckout(t *testing.T) {
 	if os.Getenv("POS_BENCH_FLEET") != "1" {
-		t.Skip("POS_BENCH_FLEET=1 runs the fleet/monolith checkout comparison (40 s of load)")
+		t.Skip("POS_BENCH_FLEET=1 runs the fleet/monolith load comparison (minutes of load)")
 	}
 	monoEnv := append(productionEnv(t), "POS_DATA_DIR="+t.TempDir(), "POS_RATE_LIMIT=0")
 	monoAdmin := createKey(t, monoEnv, "admin")
 	mono := startPos(t, monoEnv, "serve", "--all")
-	m := runCheckoutLoad(t, mono.URL, monoAdmin)
+	m := runLoad(t, mono.URL, monoAdmin, "checkout", 20)
 	_ = mono.stop(syscall.SIGTERM)
 
 	f := startFleet(t)
-	fl := runCheckoutLoad(t, f.url, f.admin)
-	t.Logf("checkout, 20 VUs, no think time, 20 s:")
-	t.Logf("  monolith (PostgreSQL + Redis): %.1f checkouts/s, p95 %.1f ms, errors %.2f%%", m.RPS, m.Latency.P95, 100*m.ErrorRate)
-	t.Logf("  fleet (%d processes + gateway): %.1f checkouts/s, p95 %.1f ms, errors %.2f%%", len(f.procs), fl.RPS, fl.Latency.P95, 100*fl.ErrorRate)
-	t.Logf("  fleet keeps %.0f%% of the monolith's throughput, p95 %.1f× the monolith's", 100*fl.RPS/m.RPS, fl.Latency.P95/m.Latency.P95)
+	fl := runLoad(t, f.url, f.admin, "checkout", 20)
+	t.Logf("checkout, 20 VUs, no think time, 20 s (POST /checkout):")
+	t.Logf("  monolith (PostgreSQL + Redis): %.1f checkouts/s, p95 %.1f ms, errors %.2f%%", m.checkout.RPS, m.checkout.Latency.P95, 100*m.checkout.ErrorRate)
+	t.Logf("  fleet (%d processes + gateway): %.1f checkouts/s, p95 %.1f ms, errors %.2f%%", len(f.procs), fl.checkout.RPS, fl.checkout.Latency.P95, 100*fl.checkout.ErrorRate)
+	t.Logf("  fleet keeps %.0f%% of the monolith's throughput, p95 %.1f× the monolith's", 100*fl.checkout.RPS/m.checkout.RPS, fl.checkout.Latency.P95/m.checkout.Latency.P95)
+	for _, sc := range []struct {
+		name string
+		vus  int
+	}{{"catalog-100vu", 100}, {"pos", 20}, {"claims", 20}, {"mixed", 20}} {
+		r := runLoad(t, f.url, f.admin, sc.name, sc.vus)
+		t.Logf("fleet %s (%d VUs): %.0f req/s, p95 %.1f ms, errors %.2f%%, invariants passed %v", sc.name, sc.vus, r.all.RPS, r.all.Latency.P95, 100*r.all.ErrorRate, r.passed)
+	}
 }
 
-// checkoutFigures are the POST /checkout figures of one load test.
-type checkoutFigures struct {
+// loadFigures are a load test's request figures.
+type loadFigures struct {
 	RPS       float64 `json:"rps"`
 	ErrorRate float64 `json:"error_rate"`
 	Latency   struct {
@@ -421,33 +428,41 @@ type checkoutFigures struct {
 	} `json:"latency_ms"`
 }
 
-func runCheckoutLoad(t *testing.T, target, admin string) checkoutFigures {
+type loadResult struct {
+	all, checkout loadFigures
+	passed        bool
+}
+
+// runLoad runs `pos loadtest` for 20 s at vus without think time.
+func runLoad(t *testing.T, target, admin, scenario string, vus int) loadResult {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "run.json")
-	cmd := exec.Command(posBinary(t), "loadtest", "--target", target, "--api-key", admin, "--scenario", "checkout",
-		"--stages", "0s:20,20s:20", "--think", "0", "--out", out)
+	cmd := exec.Command(posBinary(t), "loadtest", "--target", target, "--api-key", admin, "--scenario", scenario,
+		"--stages", fmt.Sprintf("0s:%d,20s:%d", vus, vus), "--think", "0", "--out", out)
 	cmd.Env = append(os.Environ(), "POS_LOG_LEVEL=warn")
 	if raw, err := cmd.CombinedOutput(); err != nil {
-		t.Logf("loadtest against %s: %v\n%s", target, err, raw)
+		t.Logf("loadtest %s against %s: %v\n%s", scenario, target, err, raw)
 	}
 	raw, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatalf("no loadtest summary: %v", err)
 	}
 	var sum struct {
+		loadFigures
+		Passed    bool
 		Endpoints []struct {
 			Route string
-			checkoutFigures
+			loadFigures
 		}
 	}
 	if err := json.Unmarshal(raw, &sum); err != nil {
 		t.Fatal(err)
 	}
+	res := loadResult{all: sum.loadFigures, passed: sum.Passed}
 	for _, e := range sum.Endpoints {
 		if e.Route == "POST /api/v1/checkout" {
-			return e.checkoutFigures
+			res.checkout = e.loadFigures
 		}
 	}
-	t.Fatalf("no POST /api/v1/checkout in the summary")
-	return checkoutFigures{}
+	return res
 }
