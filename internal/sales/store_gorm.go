@@ -622,21 +622,10 @@ func assembleSales(q *gorm.DB, rows []saleRow) ([]Sale, error) {
 	if err := q.Session(&gorm.Session{NewDB: true}).Where("sale_id IN ?", ids).Order("sale_id, seq").Find(&pays).Error; err != nil {
 		return nil, dbErr("get sale payments", err)
 	}
-	type lineKey struct {
-		id string
-		no int
-	}
-	lineTaxes := map[lineKey][]SaleTax{}
-	for _, t := range taxes {
-		k := lineKey{t.OwnerID, t.LineNo}
-		lineTaxes[k] = append(lineTaxes[k], t.domain())
-	}
+	lineTaxes := groupTaxes(taxes)
 	linesOf := map[string][]SaleLine{}
 	for _, l := range lines {
-		lt := lineTaxes[lineKey{l.SaleID, l.LineNo}]
-		if lt == nil {
-			lt = []SaleTax{}
-		}
+		lt := lineTaxes.of(l.SaleID, l.LineNo)
 		linesOf[l.SaleID] = append(linesOf[l.SaleID], SaleLine{
 			LineNo: l.LineNo, ProductID: l.ProductID, SKU: l.SKU, Name: l.Name, UnitPriceCents: l.UnitPriceCents,
 			Quantity: l.Quantity, DiscountPercent: l.DiscountPercent, GrossCents: l.GrossCents,
@@ -879,21 +868,10 @@ func (s *store) assembleReturns(ctx context.Context, rows []returnRow) ([]SaleRe
 		Where("return_id IN ?", ids).Order("return_id, line_no, position").Scan(&taxes).Error; err != nil {
 		return nil, dbErr("get return taxes", err)
 	}
-	type lineKey struct {
-		id string
-		no int
-	}
-	lineTaxes := map[lineKey][]SaleTax{}
-	for _, t := range taxes {
-		k := lineKey{t.OwnerID, t.LineNo}
-		lineTaxes[k] = append(lineTaxes[k], t.domain())
-	}
+	lineTaxes := groupTaxes(taxes)
 	linesOf := map[string][]SaleReturnLine{}
 	for _, l := range lines {
-		lt := lineTaxes[lineKey{l.ReturnID, l.LineNo}]
-		if lt == nil {
-			lt = []SaleTax{}
-		}
+		lt := lineTaxes.of(l.ReturnID, l.LineNo)
 		linesOf[l.ReturnID] = append(linesOf[l.ReturnID], SaleReturnLine{
 			LineNo: l.LineNo, SaleLineNo: l.SaleLineNo, ProductID: l.ProductID, SKU: l.SKU, Name: l.Name,
 			Quantity: l.Quantity, SubtotalCents: l.SubtotalCents, Taxes: lt, TaxCents: l.TaxCents,
@@ -925,4 +903,30 @@ func refunds(card, cash int64) []Tender {
 		out = append(out, Tender{Method: MethodCash, AmountCents: cash})
 	}
 	return out
+}
+
+// lineTaxes are tax rows grouped by (sale or return id, line number): the
+// one grouping loadSales and the return loader both need.
+type lineTaxes map[lineTaxKey][]SaleTax
+
+type lineTaxKey struct {
+	id string
+	no int
+}
+
+func groupTaxes(rows []taxRow) lineTaxes {
+	out := lineTaxes{}
+	for _, t := range rows {
+		k := lineTaxKey{t.OwnerID, t.LineNo}
+		out[k] = append(out[k], t.domain())
+	}
+	return out
+}
+
+// of is one line's taxes, never nil (JSON shows [] for a tax-free line).
+func (lt lineTaxes) of(id string, no int) []SaleTax {
+	if taxes := lt[lineTaxKey{id, no}]; taxes != nil {
+		return taxes
+	}
+	return []SaleTax{}
 }
