@@ -48,7 +48,7 @@ func skipOrFail(t *testing.T, why string) {
 	if testkit.RequireInfra() {
 		t.Fatalf("%s (POS_TEST_REQUIRE_INFRA=1)", why)
 	}
-	t.Skip(why)
+	t.Skip(why + " (skipped locally; POS_TEST_REQUIRE_INFRA=1, as in CI, fails instead)")
 }
 
 // loadCompose loads compose.yaml as `docker compose` would in this

@@ -396,7 +396,7 @@ func startFleet(t *testing.T) *fleet {
 //	POS_BENCH_FLEET=1 POS_TEST_POSTGRES_URL=… POS_TEST_REDIS_URL=… go test -run FleetVsMonolith -v -timeout 20m ./cmd/pos/
 func TestFleetVsMonolithCheckout(t *testing.T) {
 	if os.Getenv("POS_BENCH_FLEET") != "1" {
-		t.Skip("POS_BENCH_FLEET=1 runs the fleet/monolith load comparison (minutes of load)")
+		t.Skip("a benchmark, not a test: POS_BENCH_FLEET=1 with POS_TEST_POSTGRES_URL and POS_TEST_REDIS_URL runs the fleet/monolith load comparison (minutes of load)")
 	}
 	monoEnv := append(productionEnv(t), "POS_DATA_DIR="+t.TempDir(), "POS_RATE_LIMIT=0")
 	monoAdmin := createKey(t, monoEnv, "admin")

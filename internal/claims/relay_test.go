@@ -62,7 +62,7 @@ func TestSQLRelayLateCommit(t *testing.T) {
 		}
 	}
 	if pg == nil {
-		t.Skip("needs PostgreSQL: SQLite commits positions in order by construction")
+		t.Skip("needs PostgreSQL (POS_TEST_POSTGRES_URL; required in CI): SQLite commits positions in order by construction")
 	}
 	ctx := context.Background()
 	s := NewSQLEventStore(openReadDB(t, *pg))
