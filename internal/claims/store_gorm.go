@@ -7,6 +7,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/retailco/pos/internal/platform/db"
 	"github.com/retailco/pos/internal/platform/page"
 )
 
@@ -116,7 +117,7 @@ func (m *readModel) stats(ctx context.Context, q StatsQuery) (Stats, error) {
 	// resolve_ms is filled once both the creation and the resolution are
 	// known; the cast makes AVG a float on both engines.
 	var avg sql.NullFloat64
-	if err := gdb.Raw(`SELECT COUNT(resolve_ms), AVG(CAST(resolve_ms AS DOUBLE PRECISION)) FROM claims WHERE `+visible).Row().Scan(&st.Resolved, &avg); err != nil {
+	if err := db.ScanRow(gdb.Raw(`SELECT COUNT(resolve_ms), AVG(CAST(resolve_ms AS DOUBLE PRECISION)) FROM claims WHERE `+visible), &st.Resolved, &avg); err != nil {
 		return Stats{}, fmt.Errorf("claim stats: %w", storeErr(err))
 	}
 	if avg.Valid {

@@ -101,7 +101,7 @@ func (s *SQLEventStore) Append(ctx context.Context, aggregateID string, expected
 		stale = false
 		return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			var head int64
-			if err := tx.Raw(`SELECT COALESCE(MAX(version), 0) FROM claim_events WHERE aggregate_id = ?`, aggregateID).Row().Scan(&head); err != nil {
+			if err := db.ScanRow(tx.Raw(`SELECT COALESCE(MAX(version), 0) FROM claim_events WHERE aggregate_id = ?`, aggregateID), &head); err != nil {
 				return err
 			}
 			if head != expectedVersion {
@@ -110,9 +110,9 @@ func (s *SQLEventStore) Append(ctx context.Context, aggregateID string, expected
 			}
 			for i, e := range evs {
 				var pos int64
-				err := tx.Raw(`INSERT INTO claim_events (event_id, aggregate_id, version, event_type, occurred_at, correlation_id, actor, data)
+				err := db.ScanRow(tx.Raw(`INSERT INTO claim_events (event_id, aggregate_id, version, event_type, occurred_at, correlation_id, actor, data)
 					VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING position`,
-					e.EventID, aggregateID, e.Version, e.EventType, e.OccurredAt.UTC(), e.CorrelationID, e.Actor, string(e.Data)).Row().Scan(&pos)
+					e.EventID, aggregateID, e.Version, e.EventType, e.OccurredAt.UTC(), e.CorrelationID, e.Actor, string(e.Data)), &pos)
 				if err != nil {
 					return err
 				}
@@ -177,7 +177,7 @@ func (s *SQLEventStore) RelayBatch(ctx context.Context, limit int, publish func(
 		// One relay per database at a time across processes, which also
 		// keeps publish order; the lock dies with the transaction.
 		var mine bool
-		if err := tx.Raw(`SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.claims_relay'))`).Row().Scan(&mine); err != nil {
+		if err := db.ScanRow(tx.Raw(`SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.claims_relay'))`), &mine); err != nil {
 			return err
 		}
 		if !mine {

@@ -97,6 +97,13 @@ func Open(ctx context.Context, o Options) (*gorm.DB, error) {
 			}
 			path = filepath.Join(o.DataDir, o.Context+".db")
 		}
+		// SQLite compiles every statement it is given: under load its
+		// parser was ~12% of the CPU (README, "Performance"). gorm's
+		// statement cache compiles each distinct statement once per
+		// connection. PostgreSQL needs no such cache: pgx keeps one per
+		// connection already. The bound keeps statements built with a
+		// variable number of placeholders (IN lists) from piling up.
+		cfg.PrepareStmt, cfg.PrepareStmtMaxSize, cfg.PrepareStmtTTL = true, 512, 10*time.Minute
 		gdb, err = gorm.Open(sqlite.Open("file:"+path+"?"+sqlitePragmas), cfg)
 		if err == nil {
 			sqlDB, _ := gdb.DB()

@@ -2,6 +2,8 @@ package db_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -105,4 +107,30 @@ func TestBadMigrationName(t *testing.T) {
 	if err := db.Migrate(context.Background(), gdb, bad); err == nil {
 		t.Fatal("a misnamed migration was accepted")
 	}
+}
+
+// TestScanRow: one row is scanned, none is sql.ErrNoRows, and a statement
+// the engine refuses is an error — never the panic gorm's Row().Scan gives
+// with prepared statements (go-gorm/gorm#7858).
+func TestScanRow(t *testing.T) {
+	t.Parallel()
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		gdb := testkit.OpenDB(t, b, "scanrow", testMigrations)
+		var n int64
+		if err := db.ScanRow(gdb.Raw(`SELECT COUNT(*) FROM things`), &n); err != nil || n != 0 {
+			t.Fatalf("count: %d, %v", n, err)
+		}
+		var id string
+		if err := db.ScanRow(gdb.Raw(`SELECT id FROM things WHERE id = ?`, "none"), &id); !errors.Is(err, sql.ErrNoRows) {
+			t.Fatalf("no row: want sql.ErrNoRows, got %v", err)
+		}
+		if err := db.ScanRow(gdb.Raw(`SELECT nope FROM no_such_table`), &id); err == nil {
+			t.Fatal("a statement that cannot be prepared scanned without error")
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := db.ScanRow(gdb.WithContext(ctx).Raw(`SELECT COUNT(*) FROM things`), &n); err == nil {
+			t.Fatal("a cancelled query scanned without error")
+		}
+	})
 }

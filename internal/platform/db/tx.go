@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -37,4 +38,28 @@ func InTx(ctx context.Context, gdb *gorm.DB, fn func(tx *gorm.DB) error) error {
 		}
 	}
 	return fmt.Errorf("database contention, retry later: %w (%v)", errs.Unavailable, err)
+}
+
+// ScanRow runs q, which returns at most one row, and scans that row into
+// dest; sql.ErrNoRows when there is none. Use it instead of
+// q.Row().Scan(…): with prepared statements (on SQLite, see Open) gorm's
+// Row() answers a statement that failed to prepare (a cancelled context,
+// a busy database) with an empty *sql.Row whose Scan panics, losing the
+// error (go-gorm/gorm#7858); Rows() reports it.
+func ScanRow(q *gorm.DB, dest ...any) error {
+	rows, err := q.Rows()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return err
+	}
+	return rows.Close()
 }

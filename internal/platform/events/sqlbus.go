@@ -155,7 +155,7 @@ func (b *SQLBus) Publish(ctx context.Context, envs ...Envelope) error {
 				// Holding this row until commit is what keeps sequence
 				// numbers in commit order (see the migration).
 				var last int64
-				if err := tx.Raw(`SELECT last_seq FROM bus_streams WHERE stream = ?`+b.forUpdate(), st).Row().Scan(&last); err != nil {
+				if err := db.ScanRow(tx.Raw(`SELECT last_seq FROM bus_streams WHERE stream = ?`+b.forUpdate(), st), &last); err != nil {
 					return err
 				}
 				group := byStream[st]
@@ -291,7 +291,7 @@ func (b *SQLBus) Trim(ctx context.Context, keep time.Duration) (int64, error) {
 	var total int64
 	for _, st := range streams {
 		var lastSeq int64
-		if err := gdb.Raw(`SELECT last_seq FROM bus_streams WHERE stream = ?`, st).Row().Scan(&lastSeq); err != nil {
+		if err := db.ScanRow(gdb.Raw(`SELECT last_seq FROM bus_streams WHERE stream = ?`, st), &lastSeq); err != nil {
 			return total, fmt.Errorf("trim %s: %w", st, err)
 		}
 		bound := lastSeq + 1
@@ -306,7 +306,7 @@ func (b *SQLBus) Trim(ctx context.Context, keep time.Duration) (int64, error) {
 			bound = min(bound, c+1)
 		}
 		var oldest sql.NullInt64
-		if err := gdb.Raw(`SELECT MIN(seq) FROM bus_pending WHERE stream = ?`, st).Row().Scan(&oldest); err != nil {
+		if err := db.ScanRow(gdb.Raw(`SELECT MIN(seq) FROM bus_pending WHERE stream = ?`, st), &oldest); err != nil {
 			return total, fmt.Errorf("trim %s: %w", st, err)
 		}
 		if oldest.Valid {
@@ -426,7 +426,7 @@ func (t *sqlTransport) claimNew(ctx context.Context, limit int) ([]delivery, err
 			nowMs := now.UnixMilli()
 			for _, st := range ready {
 				var cursor int64
-				if err := tx.Raw(`SELECT last_delivered FROM bus_groups WHERE grp = ? AND stream = ?`+t.b.forUpdate(), t.group, st).Row().Scan(&cursor); err != nil {
+				if err := db.ScanRow(tx.Raw(`SELECT last_delivered FROM bus_groups WHERE grp = ? AND stream = ?`+t.b.forUpdate(), t.group, st), &cursor); err != nil {
 					return err
 				}
 				var msgs []struct {
@@ -562,11 +562,11 @@ func (t *sqlTransport) lag(ctx context.Context) (map[string]time.Duration, error
 	out := make(map[string]time.Duration, len(t.streams))
 	for _, st := range t.streams {
 		var cursor int64
-		if err := gdb.Raw(`SELECT last_delivered FROM bus_groups WHERE grp = ? AND stream = ?`, t.group, st).Row().Scan(&cursor); err != nil {
+		if err := db.ScanRow(gdb.Raw(`SELECT last_delivered FROM bus_groups WHERE grp = ? AND stream = ?`, t.group, st), &cursor); err != nil {
 			return nil, err
 		}
 		var oldestPending sql.NullInt64
-		if err := gdb.Raw(`SELECT MIN(seq) FROM bus_pending WHERE grp = ? AND stream = ?`, t.group, st).Row().Scan(&oldestPending); err != nil {
+		if err := db.ScanRow(gdb.Raw(`SELECT MIN(seq) FROM bus_pending WHERE grp = ? AND stream = ?`, t.group, st), &oldestPending); err != nil {
 			return nil, err
 		}
 		// The oldest unacknowledged entry is the oldest pending one or the

@@ -238,7 +238,7 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 		// One relay per outbox at a time, across processes; the lock goes
 		// with the transaction, so a relay that dies releases it.
 		var mine bool
-		if err := tx.Raw(`SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox_relay'))`).Row().Scan(&mine); err != nil {
+		if err := db.ScanRow(tx.Raw(`SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox_relay'))`), &mine); err != nil {
 			return err
 		}
 		if !mine {
@@ -294,7 +294,7 @@ func (r *Relay) publishBatch(ctx context.Context, q *gorm.DB) (int, error) {
 // Backlog counts the rows not yet published.
 func (r *Relay) Backlog(ctx context.Context) (int64, error) {
 	var n int64
-	err := r.db.WithContext(ctx).Raw(`SELECT COUNT(*) FROM outbox WHERE published_at IS NULL`).Row().Scan(&n)
+	err := db.ScanRow(r.db.WithContext(ctx).Raw(`SELECT COUNT(*) FROM outbox WHERE published_at IS NULL`), &n)
 	return n, err
 }
 

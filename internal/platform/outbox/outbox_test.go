@@ -393,7 +393,7 @@ func TestLateCommitNotSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	var slowPos int64
-	if err := long.Raw(`SELECT position FROM outbox WHERE event_id = ?`, slow.EventID).Row().Scan(&slowPos); err != nil {
+	if err := db.ScanRow(long.Raw(`SELECT position FROM outbox WHERE event_id = ?`, slow.EventID), &slowPos); err != nil {
 		t.Fatal(err)
 	}
 	// ...a short one takes the next and commits...
@@ -401,7 +401,7 @@ func TestLateCommitNotSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	var fastPos int64
-	if err := gdb.Raw(`SELECT position FROM outbox WHERE event_id = ?`, fast.EventID).Row().Scan(&fastPos); err != nil {
+	if err := db.ScanRow(gdb.Raw(`SELECT position FROM outbox WHERE event_id = ?`, fast.EventID), &fastPos); err != nil {
 		t.Fatal(err)
 	}
 	if fastPos <= slowPos {
@@ -464,7 +464,7 @@ func TestTwoRelaysOneOutbox(t *testing.T) {
 	}
 	waitFor(t, 20*time.Second, "the outbox to drain", func() bool {
 		var n int64
-		_ = gdb.Raw(`SELECT COUNT(*) FROM outbox WHERE published_at IS NULL`).Row().Scan(&n)
+		_ = db.ScanRow(gdb.Raw(`SELECT COUNT(*) FROM outbox WHERE published_at IS NULL`), &n)
 		return n == 0
 	})
 	pub.mu.Lock()
@@ -603,8 +603,8 @@ func TestCleanup(t *testing.T) {
 			t.Fatal(err)
 		}
 		var published, pending int64
-		gdb.Raw(`SELECT COUNT(*) FROM outbox WHERE published_at IS NOT NULL`).Row().Scan(&published)
-		gdb.Raw(`SELECT COUNT(*) FROM outbox WHERE published_at IS NULL`).Row().Scan(&pending)
+		db.ScanRow(gdb.Raw(`SELECT COUNT(*) FROM outbox WHERE published_at IS NOT NULL`), &published)
+		db.ScanRow(gdb.Raw(`SELECT COUNT(*) FROM outbox WHERE published_at IS NULL`), &pending)
 		if published != 0 || pending != 2 {
 			t.Errorf("after cleanup: %d published rows (want 0), %d unpublished (want 2)", published, pending)
 		}
