@@ -30,36 +30,48 @@ var (
 	errDone = errors.New("saga: final")
 )
 
-// markRunning registers a saga as driven by this process and returns the
-// channel closed when its driver stops; nil when it already is.
-func (o *Orchestrator) markRunning(id string) chan struct{} {
+// driver is a saga being driven in this process.
+type driver struct {
+	// done is closed when the driver stops, waking whoever awaits the
+	// saga.
+	done chan struct{}
+	// last is the saga as the driver last wrote it, set before done is
+	// closed; nil when that is uncertain (a write failed). Awaiters in
+	// this process answer from it instead of reading the saga back.
+	last *sagaRow
+}
+
+// markRunning registers a saga as driven by this process; nil when it
+// already is.
+func (o *Orchestrator) markRunning(id string) *driver {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if _, ok := o.running[id]; ok {
 		return nil
 	}
-	done := make(chan struct{})
-	o.running[id] = done
-	return done
+	d := &driver{done: make(chan struct{})}
+	o.running[id] = d
+	return d
 }
 
 // stopped unregisters a driver and wakes those awaiting its saga.
-func (o *Orchestrator) stopped(id string, done chan struct{}) {
+func (o *Orchestrator) stopped(id string, d *driver) {
 	o.mu.Lock()
-	if o.running[id] == done {
+	if o.running[id] == d {
 		delete(o.running, id)
 	}
 	o.mu.Unlock()
-	close(done)
+	close(d.done)
 }
 
-// launch drives a saga this orchestrator has just created (and so owns).
-func (o *Orchestrator) launch(id string, done chan struct{}) {
+// launch drives a saga this orchestrator has just created (and so owns)
+// from snap, the saga as it wrote it: no need to read it back.
+func (o *Orchestrator) launch(d *driver, snap *snapshot) {
 	o.wg.Add(1)
 	go func() {
 		defer o.wg.Done()
-		defer o.stopped(id, done)
-		o.drive(id)
+		defer o.stopped(snap.row.ID, d)
+		d.last = o.drive(snap.row.ID, snap)
 	}()
 }
 
@@ -82,15 +94,15 @@ func (o *Orchestrator) Resume(ctx context.Context) (int, error) {
 		if r.Owner != "" && r.Owner != o.opts.Owner && r.LeaseUntil != nil && r.LeaseUntil.After(now) {
 			continue // another orchestrator's live lease
 		}
-		done := o.markRunning(r.ID)
-		if done == nil {
+		d := o.markRunning(r.ID)
+		if d == nil {
 			continue // driven here already
 		}
 		n++
 		o.wg.Add(1)
 		go func(id string) {
 			defer o.wg.Done()
-			defer o.stopped(id, done)
+			defer o.stopped(id, d)
 			select {
 			case o.sem <- struct{}{}:
 			case <-o.root.Done():
@@ -105,7 +117,7 @@ func (o *Orchestrator) Resume(ctx context.Context) (int, error) {
 				return
 			}
 			if won {
-				o.drive(id)
+				d.last = o.drive(id, nil)
 			}
 		}(r.ID)
 	}
@@ -154,6 +166,10 @@ type snapshot struct {
 	row   sagaRow
 	data  sagaData
 	steps map[string]stepRow
+	// armed names the step whose attempt the last write recorded as
+	// started (with the saga's creation, or with the previous step's
+	// success): its driver calls at once, without a "before" write.
+	armed string
 }
 
 func (o *Orchestrator) load(ctx context.Context, id string) (*snapshot, error) {
@@ -176,16 +192,24 @@ func (o *Orchestrator) load(ctx context.Context, id string) (*snapshot, error) {
 }
 
 // drive moves one saga, which this orchestrator owns, to a final state or
-// until it must stop. A failed database write does not stop it: the saga
-// is read again and the step retried (its call is idempotent).
-func (o *Orchestrator) drive(id string) {
+// until it must stop, starting from snap (nil: read from the database).
+// A failed database write does not stop it: the saga is read again and
+// the step retried (its call is idempotent). It returns the saga as it
+// last wrote or read it, nil when that is uncertain.
+func (o *Orchestrator) drive(id string, snap *snapshot) *sagaRow {
 	o.metrics.active.Inc()
 	defer o.metrics.active.Dec()
-	var snap *snapshot
+	last := func() *sagaRow {
+		if snap == nil {
+			return nil
+		}
+		row := snap.row
+		return &row
+	}
 	failures := 0
 	for {
 		if o.root.Err() != nil {
-			return
+			return last()
 		}
 		var err error
 		if snap == nil {
@@ -196,22 +220,22 @@ func (o *Orchestrator) drive(id string) {
 		}
 		switch {
 		case o.root.Err() != nil:
-			return // closing: whatever failed, Resume continues it
+			return nil // closing: whatever failed, Resume continues it
 		case err == nil:
 			failures = 0
 		case errors.Is(err, errDone), errors.Is(err, errAbandoned):
-			return
+			return last()
 		case errors.Is(err, errLostLease):
 			o.metrics.errorOf("", "lease_lost")
 			o.log.Warn("saga taken over by another orchestrator; stopping", "saga_id", id)
-			return
+			return nil
 		default:
 			snap = nil // what was written is uncertain: read it back
 			failures++
 			o.metrics.errorOf("", "persistence")
 			o.log.Warn("saga step could not be recorded; retrying", "saga_id", id, "err", err)
 			if o.sleep(o.backoff(failures, true)) != nil {
-				return
+				return nil
 			}
 		}
 	}
@@ -270,23 +294,29 @@ func (o *Orchestrator) runStep(ctx context.Context, snap *snapshot, def *stepDef
 	mustFinish := def.mustFinish || def.compensation
 	began := time.Now()
 	counted := 0 // attempts that count against MaxAttempts
+	armed := snap.armed == def.name && existed && st.Status == StepRunning
+	snap.armed = ""
 	for tries := 1; ; tries++ {
 		x := &execution{o: o, row: *row, data: *data, steps: steps}
 		req, call := def.prepare(x)
 
 		// Before: the attempt and what it asks, and the compensation
-		// state when a compensation begins.
+		// state when a compensation begins — unless the previous write
+		// recorded this attempt already.
 		now := o.now()
-		st.Attempts++
-		st.Status, st.Request, st.AttemptedAt = StepRunning, encode(req), now
-		if def.compensation {
-			row.Status = def.state
+		if !armed {
+			st.Attempts++
+			st.Status, st.Request, st.AttemptedAt = StepRunning, encode(req), now
+			if def.compensation {
+				row.Status = def.state
+			}
+			o.lease(row, now)
+			if err := o.store.saveWithSteps(ctx, row, o.opts.Owner, stepWrite{&st, !existed}); err != nil {
+				return err
+			}
+			steps[def.name], existed = st, true
 		}
-		o.lease(row, now)
-		if err := o.store.saveWithStep(ctx, row, o.opts.Owner, &st, !existed); err != nil {
-			return err
-		}
-		steps[def.name], existed = st, true
+		armed = false
 		if o.failpoint(row.ID, def.name, BeforeCall) {
 			return errAbandoned
 		}
@@ -323,10 +353,23 @@ func (o *Orchestrator) runStep(ctx context.Context, snap *snapshot, def *stepDef
 			} else {
 				o.lease(row, now)
 			}
-			if err := o.store.saveWithStep(ctx, row, o.opts.Owner, &st, false); err != nil {
+			writes := []stepWrite{{&st, false}}
+			steps[def.name] = st
+			// The next forward step's first attempt is written with this
+			// outcome: one write per step instead of two.
+			var next *stepRow
+			if !def.compensation && !Final(row.Status) {
+				next = o.arm(row, data, steps, now)
+			}
+			if next != nil {
+				writes = append(writes, stepWrite{next, true})
+			}
+			if err := o.store.saveWithSteps(ctx, row, o.opts.Owner, writes...); err != nil {
 				return err
 			}
-			steps[def.name] = st
+			if next != nil {
+				steps[next.Step], snap.armed = *next, next.Step
+			}
 			o.metrics.step(def.name, StepSucceeded)
 			if def.compensation {
 				o.metrics.compensations.WithLabelValues(def.name).Inc()
@@ -353,7 +396,7 @@ func (o *Orchestrator) runStep(ctx context.Context, snap *snapshot, def *stepDef
 		if retry {
 			o.metrics.step(def.name, "retried")
 			o.lease(row, now)
-			if err := o.store.saveWithStep(ctx, row, o.opts.Owner, &st, false); err != nil {
+			if err := o.store.saveWithSteps(ctx, row, o.opts.Owner, stepWrite{&st, false}); err != nil {
 				return err
 			}
 			steps[def.name] = st
@@ -375,13 +418,30 @@ func (o *Orchestrator) runStep(ctx context.Context, snap *snapshot, def *stepDef
 			row.Status = def.failState
 		}
 		o.lease(row, now)
-		if err := o.store.saveWithStep(ctx, row, o.opts.Owner, &st, false); err != nil {
+		if err := o.store.saveWithSteps(ctx, row, o.opts.Owner, stepWrite{&st, false}); err != nil {
 			return err
 		}
 		steps[def.name] = st
 		o.metrics.step(def.name, StepFailed)
 		return nil
 	}
+}
+
+// arm is the first attempt of the forward step that follows in the
+// saga's state, as its "before" write would record it; nil when none
+// follows or it has started already (a retried or resumed saga). steps
+// must hold the step that just succeeded.
+func (o *Orchestrator) arm(row *sagaRow, data *sagaData, steps map[string]stepRow, now time.Time) *stepRow {
+	def := flowOf(row.Kind).next(row.Status, steps)
+	if def == nil {
+		return nil
+	}
+	if _, started := steps[def.name]; started {
+		return nil
+	}
+	req, _ := def.prepare(&execution{o: o, row: *row, data: *data, steps: steps})
+	return &stepRow{SagaID: row.ID, Seq: len(steps) + 1, Step: def.name, Status: StepRunning, Attempts: 1,
+		Request: encode(req), StartedAt: now, AttemptedAt: now}
 }
 
 // lease renews this orchestrator's hold on a saga it writes.

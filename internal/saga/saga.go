@@ -8,7 +8,10 @@
 // downstream call is written down before it is made (its request and
 // attempt count) and after it returns (its response or error, its
 // timing), so a process may die at any point and the next one continues
-// where it stopped (Resume). Every call carries an idempotency key derived
+// where it stopped (Resume). On the way forward one write does both: a
+// step's outcome and the next step's first attempt are recorded together
+// (the first step's with the saga itself), so a checkout costs six saga
+// writes, not twelve; on PostgreSQL each is a single statement. Every call carries an idempotency key derived
 // from the saga (reservation_id = saga id, transaction_id = saga id, the
 // order keyed by saga id, refund_id = saga id + ":refund"), so repeating
 // the call a crash interrupted is harmless: the downstream answers what it

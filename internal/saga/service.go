@@ -168,9 +168,8 @@ type Orchestrator struct {
 	sem    chan struct{}
 
 	mu sync.Mutex
-	// running holds the sagas driven in this process; each channel is
-	// closed when its driver stops, waking whoever awaits the saga.
-	running map[string]chan struct{}
+	// running holds the sagas driven in this process.
+	running map[string]*driver
 	online  string
 }
 
@@ -183,10 +182,10 @@ func New(gdb *gorm.DB, deps Deps, opts Options) *Orchestrator {
 	opts = opts.withDefaults()
 	root, cancel := context.WithCancel(context.Background())
 	return &Orchestrator{
-		store: &store{db: gdb}, deps: deps, opts: opts, log: opts.Logger.With("context", Name),
+		store: newStore(gdb), deps: deps, opts: opts, log: opts.Logger.With("context", Name),
 		metrics: newMetrics(opts.Registerer), breakers: newBreakers(opts),
 		root: root, cancel: cancel, sem: make(chan struct{}, opts.ResumeConcurrency),
-		running: map[string]chan struct{}{}, online: opts.OnlineLocationID,
+		running: map[string]*driver{}, online: opts.OnlineLocationID,
 	}
 }
 
@@ -281,22 +280,19 @@ func (o *Orchestrator) checkout(ctx context.Context, idempotencyKey string, in C
 	}
 	hash := requestHash(in)
 	scope := scopeOf(ctx)
-	// A known key answers before the cart is looked at: after a completed
-	// checkout the cart is gone, and the replay must still succeed.
-	if idempotencyKey != "" {
-		if res, found, err := o.replay(ctx, scope, idempotencyKey, hash); found || err != nil {
-			return res, err
-		}
-	}
+	// The idempotency key is not looked up first: a new checkout (nearly
+	// every request) would pay a round trip for nothing. A repeat is
+	// recognised where it differs from a new checkout: its cart is gone
+	// (bought and cleared) so the precheck fails, or the insert finds its
+	// key or its cart's lock taken; each of those looks the key up.
 	loc, err := o.location(ctx, in.LocationID)
 	var quote cart.Quote
 	if err == nil {
 		quote, err = o.precheckCart(ctx, in)
 	}
 	if err != nil {
-		// A duplicate that looked for its key just before the first
-		// request committed may find the cart already bought and cleared:
-		// the key, there now, is the answer.
+		// After a completed checkout the cart is gone, and the replay
+		// must still succeed: the key, if known, is the answer.
 		if idempotencyKey != "" {
 			if res, found, rerr := o.replay(ctx, scope, idempotencyKey, hash); found || rerr != nil {
 				return res, rerr
@@ -309,7 +305,8 @@ func (o *Orchestrator) checkout(ctx context.Context, idempotencyKey string, in C
 	id := ids.New("sga")
 	stored := in
 	stored.Payment.Token = "" // kept in its own column until the charge settles
-	data, err := json.Marshal(sagaData{Checkout: &stored, RequestID: correlation.From(ctx)})
+	sd := sagaData{Checkout: &stored, RequestID: correlation.From(ctx)}
+	data, err := json.Marshal(sd)
 	if err != nil {
 		return CheckoutResult{}, fmt.Errorf("encode saga: %w", err)
 	}
@@ -327,9 +324,10 @@ func (o *Orchestrator) checkout(ctx context.Context, idempotencyKey string, in C
 	}
 	// Registered as running before it exists, so that a duplicate request
 	// finding it never mistakes it for a saga nobody drives.
-	done := o.markRunning(id)
-	if err := o.store.insert(ctx, row, key); err != nil {
-		o.stopped(id, done)
+	d := o.markRunning(id)
+	snap := o.created(row, sd)
+	if err := o.store.insert(ctx, &snap.row, snap.first(), key); err != nil {
+		o.stopped(id, d)
 		if errors.Is(err, errKeyTaken) || (errors.Is(err, errLocked) && idempotencyKey != "") {
 			if res, found, rerr := o.replay(ctx, scope, idempotencyKey, hash); found || rerr != nil {
 				return res, rerr
@@ -344,7 +342,7 @@ func (o *Orchestrator) checkout(ctx context.Context, idempotencyKey string, in C
 		}
 		return CheckoutResult{}, err
 	}
-	o.launch(id, done)
+	o.launch(d, snap)
 	return o.checkoutResult(ctx, id)
 }
 
@@ -488,7 +486,8 @@ func (o *Orchestrator) cancelOrder(ctx context.Context, orderID string) (CancelR
 	}
 	now := o.now()
 	id := ids.New("sga")
-	data, err := json.Marshal(sagaData{Order: &ord, RequestID: correlation.From(ctx)})
+	sd := sagaData{Order: &ord, RequestID: correlation.From(ctx)}
+	data, err := json.Marshal(sd)
 	if err != nil {
 		return CancelResult{}, fmt.Errorf("encode saga: %w", err)
 	}
@@ -499,9 +498,10 @@ func (o *Orchestrator) cancelOrder(ctx context.Context, orderID string) (CancelR
 		TotalCents: ord.TotalCents, Currency: ord.Currency, Data: string(data), LockKey: &lock,
 		Owner: o.opts.Owner, LeaseUntil: &lease, CreatedAt: now, UpdatedAt: now,
 	}
-	done := o.markRunning(id)
-	if err := o.store.insert(ctx, row, nil); err != nil {
-		o.stopped(id, done)
+	d := o.markRunning(id)
+	snap := o.created(row, sd)
+	if err := o.store.insert(ctx, &snap.row, snap.first(), nil); err != nil {
+		o.stopped(id, d)
 		if !errors.Is(err, errLocked) {
 			return CancelResult{}, err
 		}
@@ -512,7 +512,7 @@ func (o *Orchestrator) cancelOrder(ctx context.Context, orderID string) (CancelR
 		}
 		return o.cancelResult(ctx, held.ID)
 	}
-	o.launch(id, done)
+	o.launch(d, snap)
 	return o.cancelResult(ctx, id)
 }
 
@@ -569,9 +569,30 @@ func (o *Orchestrator) ListSagas(ctx context.Context, f Filter) (page.Result[Sag
 	return page.Result[Saga]{Items: out, Total: res.Total}, nil
 }
 
+// created is the snapshot of a saga about to be inserted: the row, its
+// data, and its first step's first attempt, armed so that the driver
+// calls at once.
+func (o *Orchestrator) created(row sagaRow, data sagaData) *snapshot {
+	snap := &snapshot{row: row, data: data, steps: map[string]stepRow{}}
+	if first := o.arm(&snap.row, &snap.data, snap.steps, row.CreatedAt); first != nil {
+		snap.steps[first.Step], snap.armed = *first, first.Step
+	}
+	return snap
+}
+
+// first is the armed first step of a snapshot made by created.
+func (s *snapshot) first() *stepRow {
+	st, ok := s.steps[s.armed]
+	if !ok {
+		return nil
+	}
+	return &st
+}
+
 // await waits until the saga is final, its driver in this process stopped
 // short of that, or the wait budget (bounded by ctx) is spent, and returns
-// the saga as it then stands.
+// the saga as it then stands. A saga driven here is answered from its
+// driver's last write, without reading it back.
 func (o *Orchestrator) await(ctx context.Context, id string) (sagaRow, error) {
 	deadline := time.Now().Add(o.opts.WaitBudget)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -584,40 +605,47 @@ func (o *Orchestrator) await(ctx context.Context, id string) (sagaRow, error) {
 		// whereas the other order would take a row read before the end
 		// for a saga nobody drives.
 		o.mu.Lock()
-		done, driving := o.running[id]
+		d, driving := o.running[id]
 		o.mu.Unlock()
+		if driving {
+			t := time.NewTimer(time.Until(deadline))
+			select {
+			case <-d.done:
+				t.Stop()
+				if d.last != nil {
+					return *d.last, nil
+				}
+				continue // uncertain: read it
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+			// Out of time: say where it stands.
+			return o.store.load(context.WithoutCancel(ctx), id)
+		}
 		// Read even when ctx has ended: the answer is what the saga is.
 		row, err := o.store.load(context.WithoutCancel(ctx), id)
 		if err != nil {
 			return sagaRow{}, err
 		}
-		if Final(row.Status) {
-			return row, nil
-		}
-		if !driving && row.Owner == o.opts.Owner {
-			// Ours, and nobody here drives it (stopped by Close or a
-			// failpoint): Resume continues it; say where it stands.
+		if Final(row.Status) || row.Owner == o.opts.Owner {
+			// Final; or ours, and nobody here drives it (stopped by
+			// Close or a failpoint): Resume continues it; say where it
+			// stands.
 			return row, nil
 		}
 		remaining := time.Until(deadline)
 		if remaining <= 0 {
 			return row, nil
 		}
-		// A saga driven here wakes us when its driver stops; one driven
-		// by another process is polled.
-		wait := min(poll, remaining)
-		if driving {
-			wait = remaining
-		}
-		t := time.NewTimer(wait)
+		// A saga driven by another process is polled.
+		t := time.NewTimer(min(poll, remaining))
 		select {
-		case <-done:
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
 			return row, nil
 		}
-		t.Stop()
 		poll = min(poll*2, 250*time.Millisecond)
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 
 	"github.com/retailco/pos/internal/platform/db"
@@ -42,6 +44,12 @@ type sagaRow struct {
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 	FinishedAt    *time.Time
+
+	// stored is the status as the database holds it at Version: what
+	// this process read or last wrote. A write is conditional on that
+	// version, so a write whose row.Status is final while stored is not
+	// is the one write that makes the saga final.
+	stored string `gorm:"-"`
 }
 
 func (sagaRow) TableName() string { return "sagas" }
@@ -128,7 +136,17 @@ func rawJSON(s string) json.RawMessage {
 	return json.RawMessage(s)
 }
 
-type store struct{ db *gorm.DB }
+type store struct {
+	db *gorm.DB
+	// oneStatement: the engine (PostgreSQL) takes a saga write as one
+	// statement of data-modifying CTEs, one round trip instead of a
+	// transaction's four or five.
+	oneStatement bool
+}
+
+func newStore(gdb *gorm.DB) *store {
+	return &store{db: gdb, oneStatement: db.DialectOf(gdb) == db.Postgres}
+}
 
 var (
 	// errLostLease: the saga's version or owner is not what this
@@ -141,17 +159,27 @@ var (
 	errLocked = errors.New("saga: lock key taken")
 )
 
-// insert writes a new saga and, when the caller gave one, its idempotency
-// key, in one transaction. The saga goes first: two requests with the same
-// key and body race on the saga's lock key and the loser, once the winner
-// commits, finds the key and replays.
-func (s *store) insert(ctx context.Context, row sagaRow, key *keyRow) error {
+// insert writes a new saga, its first step's first attempt when given
+// (so the driver calls at once, without a "before" write of its own) and,
+// when the caller gave one, its idempotency key, in one transaction. The
+// saga goes first: two requests with the same key and body race on the
+// saga's lock key and the loser, once the winner commits, finds the key
+// and replays.
+func (s *store) insert(ctx context.Context, row *sagaRow, first *stepRow, key *keyRow) error {
+	if s.oneStatement {
+		return s.insertInOneStatement(ctx, row, first, key)
+	}
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Create(&row).Error; err != nil {
+		if err := tx.Create(row).Error; err != nil {
 			if db.IsUniqueViolation(err) {
 				return errLocked
 			}
 			return fmt.Errorf("insert saga: %w", err)
+		}
+		if first != nil {
+			if err := tx.Create(first).Error; err != nil {
+				return fmt.Errorf("insert saga step: %w", err)
+			}
 		}
 		if key != nil {
 			if err := tx.Create(key).Error; err != nil {
@@ -163,7 +191,51 @@ func (s *store) insert(ctx context.Context, row sagaRow, key *keyRow) error {
 		}
 		return nil
 	})
+	if err == nil {
+		row.stored = row.Status
+	}
 	return err
+}
+
+// insertInOneStatement is insert as one PostgreSQL statement (see
+// saveInOneStatement). Which unique constraint refused it tells a cart
+// already being checked out from a key already used.
+func (s *store) insertInOneStatement(ctx context.Context, row *sagaRow, first *stepRow, key *keyRow) error {
+	var q strings.Builder
+	q.WriteString(`WITH s AS (INSERT INTO sagas (id, kind, status, version, customer_id, session_id, location_id,
+ reservation_id, payment_id, order_id, total_cents, currency, data, payment_token, failed_step, error, error_kind,
+ error_status, lock_key, owner, lease_until, created_at, updated_at, finished_at)
+ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id)`)
+	args := []any{row.ID, row.Kind, row.Status, row.Version, row.CustomerID, row.SessionID, row.LocationID,
+		row.ReservationID, row.PaymentID, row.OrderID, row.TotalCents, row.Currency, row.Data, row.PaymentToken,
+		row.FailedStep, row.Error, row.ErrorKind, row.ErrorStatus, row.LockKey, row.Owner, row.LeaseUntil,
+		row.CreatedAt, row.UpdatedAt, row.FinishedAt}
+	if first != nil {
+		q.WriteString(`, st AS (INSERT INTO saga_steps (saga_id, seq, step, compensation, status, attempts, request,
+ started_at, attempted_at) SELECT s.id, ?::integer, ?::text, ?::boolean, ?::text, ?::integer, ?::text,
+ ?::timestamp, ?::timestamp FROM s)`)
+		args = append(args, first.Seq, first.Step, first.Compensation, first.Status, first.Attempts, first.Request,
+			first.StartedAt, first.AttemptedAt)
+	}
+	if key != nil {
+		q.WriteString(`, k AS (INSERT INTO checkout_keys (scope, idem_key, request_hash, saga_id, created_at)
+ SELECT ?::text, ?::text, ?::text, s.id, ?::timestamp FROM s)`)
+		args = append(args, key.Scope, key.IdemKey, key.RequestHash, key.CreatedAt)
+	}
+	q.WriteString(` SELECT id FROM s`)
+	var inserted []string
+	err := s.db.WithContext(ctx).Raw(q.String(), args...).Scan(&inserted).Error
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		row.stored = row.Status
+		return nil
+	case errors.As(err, &pgErr) && pgErr.Code == "23505" && strings.HasPrefix(pgErr.ConstraintName, "checkout_keys"):
+		return errKeyTaken
+	case db.IsUniqueViolation(err):
+		return errLocked
+	}
+	return fmt.Errorf("insert saga: %w", err)
 }
 
 func (s *store) key(ctx context.Context, scope, key string) (keyRow, error) {
@@ -187,6 +259,7 @@ func (s *store) load(ctx context.Context, id string) (sagaRow, error) {
 	if err != nil {
 		return sagaRow{}, fmt.Errorf("get saga: %w", err)
 	}
+	row.stored = row.Status
 	return row, nil
 }
 
@@ -225,15 +298,10 @@ func (s *store) claim(ctx context.Context, id, owner string, leaseUntil, now tim
 	return res.RowsAffected == 1, nil
 }
 
-// save writes the saga's mutable columns, conditional on the version this
-// orchestrator read and on its ownership; row.Version moves on.
+// saveTx writes the saga's mutable columns, conditional on the version
+// this orchestrator read and on its ownership; row.Version moves on once
+// the transaction commits (see commit).
 func saveTx(tx *gorm.DB, row *sagaRow, owner string) error {
-	var was string
-	if row.Kind == KindCheckout && Final(row.Status) {
-		if err := tx.Raw(`SELECT status FROM sagas WHERE id = ?`, row.ID).Scan(&was).Error; err != nil {
-			return fmt.Errorf("read saga %s: %w", row.ID, err)
-		}
-	}
 	prev := row.Version
 	row.Version++
 	res := tx.Model(&sagaRow{}).Where("id = ? AND version = ? AND owner = ?", row.ID, prev, owner).Select(mutable).Updates(row)
@@ -245,41 +313,118 @@ func saveTx(tx *gorm.DB, row *sagaRow, owner string) error {
 		row.Version = prev
 		return errLostLease
 	}
-	if row.Kind == KindCheckout && Final(row.Status) && !Final(was) {
+	if row.Kind == KindCheckout && Final(row.Status) && !Final(row.stored) {
 		return publishOutcome(tx, row) // exactly once: only the write that makes it final
 	}
 	return nil
 }
 
-func (s *store) save(ctx context.Context, row *sagaRow, owner string) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return saveTx(tx, row, owner) })
+// commit runs write, a saga write, in one transaction; when it fails the
+// row keeps the version it had (a later write must be conditional on what
+// the database holds), when it commits the row's stored status moves on.
+func (s *store) commit(ctx context.Context, row *sagaRow, write func(tx *gorm.DB) error) error {
+	prev := row.Version
+	err := s.db.WithContext(ctx).Transaction(write)
+	if err != nil {
+		row.Version = prev
+		return err
+	}
+	row.stored = row.Status
+	return nil
 }
 
-// saveWithStep writes the saga and one of its steps in one transaction:
-// a step's outcome and the state it leads to are recorded together, so a
-// crash can never leave a step done and the saga not knowing it. A new
-// step is inserted (its Seq given by the caller, who knows the saga's
-// steps: only the lease holder writes them, and a stale number fails on
-// the primary key), an existing one updated.
-func (s *store) saveWithStep(ctx context.Context, row *sagaRow, owner string, st *stepRow, insert bool) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+func (s *store) save(ctx context.Context, row *sagaRow, owner string) error {
+	return s.commit(ctx, row, func(tx *gorm.DB) error { return saveTx(tx, row, owner) })
+}
+
+// stepWrite is a step row a saga write carries: inserted (a step's first
+// attempt; its Seq given by the caller, who knows the saga's steps: only
+// the lease holder writes them, and a stale number fails on the primary
+// key) or updated.
+type stepWrite struct {
+	row    *stepRow
+	insert bool
+}
+
+// saveWithSteps writes the saga and its changed steps in one transaction:
+// a step's outcome and the state it leads to are recorded together — and,
+// on the way forward, the next step's first attempt with them — so a crash
+// can never leave a step done and the saga not knowing it.
+func (s *store) saveWithSteps(ctx context.Context, row *sagaRow, owner string, steps ...stepWrite) error {
+	// The write that makes a checkout final adds its outcome event to the
+	// outbox, which outbox.Add does in a transaction; every other write
+	// can be a single statement.
+	if s.oneStatement && !(row.Kind == KindCheckout && Final(row.Status) && !Final(row.stored)) {
+		return s.saveInOneStatement(ctx, row, owner, steps)
+	}
+	return s.commit(ctx, row, func(tx *gorm.DB) error {
 		if err := saveTx(tx, row, owner); err != nil {
 			return err
 		}
-		if insert {
-			if err := tx.Create(st).Error; err != nil {
-				return fmt.Errorf("insert saga step: %w", err)
+		for _, w := range steps {
+			if w.insert {
+				if err := tx.Create(w.row).Error; err != nil {
+					return fmt.Errorf("insert saga step: %w", err)
+				}
+				continue
 			}
-			return nil
-		}
-		err := tx.Model(&stepRow{}).Where("saga_id = ? AND seq = ?", st.SagaID, st.Seq).
-			Select("status", "attempts", "request", "response", "error", "error_kind", "attempted_at", "finished_at").
-			Updates(st).Error
-		if err != nil {
-			return fmt.Errorf("update saga step: %w", err)
+			err := tx.Model(&stepRow{}).Where("saga_id = ? AND seq = ?", w.row.SagaID, w.row.Seq).
+				Select("status", "attempts", "request", "response", "error", "error_kind", "attempted_at", "finished_at").
+				Updates(w.row).Error
+			if err != nil {
+				return fmt.Errorf("update saga step: %w", err)
+			}
 		}
 		return nil
 	})
+}
+
+// saveInOneStatement is saveWithSteps as one PostgreSQL statement: the
+// saga's version-checked UPDATE in a CTE whose RETURNING row the step
+// writes depend on, so that all of them happen or (the version or owner
+// is not what this orchestrator wrote last) none. A saga write is the
+// checkout's most frequent database call; as a transaction it costs
+// BEGIN, three statements and COMMIT, each a round trip that holds a
+// pooled connection.
+func (s *store) saveInOneStatement(ctx context.Context, row *sagaRow, owner string, steps []stepWrite) error {
+	var q strings.Builder
+	q.WriteString(`WITH s AS (UPDATE sagas SET status = ?, version = ?, reservation_id = ?, payment_id = ?, order_id = ?,
+ total_cents = ?, currency = ?, data = ?, payment_token = ?, failed_step = ?, error = ?, error_kind = ?,
+ error_status = ?, lock_key = ?, owner = ?, lease_until = ?, updated_at = ?, finished_at = ?
+ WHERE id = ? AND version = ? AND owner = ? RETURNING id)`)
+	args := []any{row.Status, row.Version + 1, row.ReservationID, row.PaymentID, row.OrderID,
+		row.TotalCents, row.Currency, row.Data, row.PaymentToken, row.FailedStep, row.Error, row.ErrorKind,
+		row.ErrorStatus, row.LockKey, owner, row.LeaseUntil, row.UpdatedAt, row.FinishedAt,
+		row.ID, row.Version, owner}
+	for i, w := range steps {
+		st := w.row
+		if w.insert {
+			// Casts, because a SELECT list's parameters would otherwise
+			// be taken for text.
+			fmt.Fprintf(&q, `, st%d AS (INSERT INTO saga_steps (saga_id, seq, step, compensation, status, attempts,
+ request, response, error, error_kind, started_at, attempted_at, finished_at)
+ SELECT s.id, ?::integer, ?::text, ?::boolean, ?::text, ?::integer, ?::text, ?::text, ?::text, ?::text,
+ ?::timestamp, ?::timestamp, ?::timestamp FROM s)`, i)
+			args = append(args, st.Seq, st.Step, st.Compensation, st.Status, st.Attempts, st.Request, st.Response,
+				st.Error, st.ErrorKind, st.StartedAt, st.AttemptedAt, st.FinishedAt)
+			continue
+		}
+		fmt.Fprintf(&q, `, st%d AS (UPDATE saga_steps SET status = ?, attempts = ?, request = ?, response = ?, error = ?,
+ error_kind = ?, attempted_at = ?, finished_at = ? WHERE saga_id = ? AND seq = ? AND EXISTS (SELECT 1 FROM s))`, i)
+		args = append(args, st.Status, st.Attempts, st.Request, st.Response, st.Error, st.ErrorKind, st.AttemptedAt,
+			st.FinishedAt, st.SagaID, st.Seq)
+	}
+	q.WriteString(` SELECT id FROM s`)
+	var updated []string
+	if err := s.db.WithContext(ctx).Raw(q.String(), args...).Scan(&updated).Error; err != nil {
+		return fmt.Errorf("update saga %s: %w", row.ID, err)
+	}
+	if len(updated) == 0 {
+		return errLostLease
+	}
+	row.Version++
+	row.stored = row.Status
+	return nil
 }
 
 func (s *store) list(ctx context.Context, f Filter) (page.Result[sagaRow], error) {
