@@ -461,23 +461,41 @@ func readStock(tx *gorm.DB, locationID, productID string, into *stockRow) error 
 
 // Reservations.
 
+// reservationLine is a reservation joined with one of its items (the item
+// columns are NULL for a reservation without items, which reserve never
+// writes but a hand-edited database might hold).
+type reservationLine struct {
+	ID         string
+	Status     string
+	ExpiresAt  time.Time
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	ProductID  *string
+	LocationID *string
+	Quantity   *int64
+}
+
+// loadReservation reads a reservation and its items in one query: it runs
+// inside the transactions that commit and release stock, where every
+// round trip is time a stock row may be waiting.
 func loadReservation(tx *gorm.DB, id string) (Reservation, error) {
-	var row reservationRow
-	err := tx.Where("id = ?", id).Take(&row).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return Reservation{}, fmt.Errorf("reservation %q: %w", id, errs.NotFound)
-	}
+	var rows []reservationLine
+	err := tx.Raw(`SELECT r.id, r.status, r.expires_at, r.created_at, r.updated_at, i.product_id, i.location_id, i.quantity
+		FROM reservations r LEFT JOIN reservation_items i ON i.reservation_id = r.id WHERE r.id = ?`, id).Scan(&rows).Error
 	if err != nil {
 		return Reservation{}, dbErr("get reservation", err)
 	}
-	var items []reservationItemRow
-	if err := tx.Where("reservation_id = ?", id).Find(&items).Error; err != nil {
-		return Reservation{}, dbErr("get reservation items", err)
+	if len(rows) == 0 {
+		return Reservation{}, fmt.Errorf("reservation %q: %w", id, errs.NotFound)
 	}
-	r := Reservation{ID: row.ID, Status: row.Status, ExpiresAt: row.ExpiresAt.UTC(),
-		CreatedAt: row.CreatedAt.UTC(), UpdatedAt: row.UpdatedAt.UTC(), Items: make([]ReservationItem, len(items))}
-	for i, it := range items {
-		r.Items[i] = ReservationItem{ProductID: it.ProductID, LocationID: it.LocationID, Quantity: it.Quantity}
+	head := rows[0]
+	r := Reservation{ID: head.ID, Status: head.Status, ExpiresAt: head.ExpiresAt.UTC(),
+		CreatedAt: head.CreatedAt.UTC(), UpdatedAt: head.UpdatedAt.UTC(), Items: make([]ReservationItem, 0, len(rows))}
+	for _, l := range rows {
+		if l.ProductID == nil {
+			continue
+		}
+		r.Items = append(r.Items, ReservationItem{ProductID: *l.ProductID, LocationID: *l.LocationID, Quantity: *l.Quantity})
 	}
 	// Canonical order is byte order, sorted here: SQL ORDER BY follows the
 	// database collation, which differs between servers, and a replay
@@ -503,9 +521,19 @@ func due(r Reservation, now time.Time) bool {
 func (s *store) reserve(ctx context.Context, r Reservation, now time.Time) (existing Reservation, found bool, err error) {
 	err = s.inTx(ctx, func(tx *gorm.DB) error {
 		existing, found = Reservation{}, false
-		prev, err := loadReservation(tx, r.ID)
-		switch {
-		case err == nil:
+		// Insert first and read only when the id is taken: nearly every
+		// reserve is a new one, and the read would be a round trip for
+		// nothing.
+		res := tx.Exec(`INSERT INTO reservations (id, status, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO NOTHING`, r.ID, ReservationActive, r.ExpiresAt, now, now)
+		if res.Error != nil {
+			return dbErr("insert reservation", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			prev, err := loadReservation(tx, r.ID)
+			if err != nil {
+				return err
+			}
 			existing, found = prev, true
 			if due(prev, now) {
 				ok, err := settleInTx(tx, &existing, ReservationExpired, now)
@@ -515,12 +543,6 @@ func (s *store) reserve(ctx context.Context, r Reservation, now time.Time) (exis
 				return err
 			}
 			return nil
-		case !errs.IsKind(err, errs.NotFound):
-			return err
-		}
-		head := reservationRow{ID: r.ID, Status: ReservationActive, ExpiresAt: r.ExpiresAt, CreatedAt: now, UpdatedAt: now}
-		if err := tx.Create(&head).Error; err != nil {
-			return dbErr("insert reservation", err)
 		}
 		lines := make([]reservationItemRow, len(r.Items))
 		changes := make([]stockChange, len(r.Items))
