@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -142,6 +143,8 @@ type store struct {
 	// statement of data-modifying CTEs, one round trip instead of a
 	// transaction's four or five.
 	oneStatement bool
+	// numbered caches the PostgreSQL text of the single-statement writes.
+	numbered sync.Map
 }
 
 func newStore(gdb *gorm.DB) *store {
@@ -223,8 +226,7 @@ func (s *store) insertInOneStatement(ctx context.Context, row *sagaRow, first *s
 		args = append(args, key.Scope, key.IdemKey, key.RequestHash, key.CreatedAt)
 	}
 	q.WriteString(` SELECT id FROM s`)
-	var inserted []string
-	err := s.db.WithContext(ctx).Raw(q.String(), args...).Scan(&inserted).Error
+	_, err := s.ids(ctx, q.String(), args...)
 	var pgErr *pgconn.PgError
 	switch {
 	case err == nil:
@@ -415,8 +417,8 @@ func (s *store) saveInOneStatement(ctx context.Context, row *sagaRow, owner stri
 			st.FinishedAt, st.SagaID, st.Seq)
 	}
 	q.WriteString(` SELECT id FROM s`)
-	var updated []string
-	if err := s.db.WithContext(ctx).Raw(q.String(), args...).Scan(&updated).Error; err != nil {
+	updated, err := s.ids(ctx, q.String(), args...)
+	if err != nil {
 		return fmt.Errorf("update saga %s: %w", row.ID, err)
 	}
 	if len(updated) == 0 {
@@ -425,6 +427,45 @@ func (s *store) saveInOneStatement(ctx context.Context, row *sagaRow, owner stri
 	row.Version++
 	row.stored = row.Status
 	return nil
+}
+
+// ids runs one of the single-statement writes, whose "?" placeholders
+// are numbered for PostgreSQL once per distinct text, and returns the ids
+// it answers. It goes to database/sql directly: gorm's statement building
+// (reflection over some forty arguments) took more CPU than the write.
+func (s *store) ids(ctx context.Context, q string, args ...any) ([]string, error) {
+	numbered, ok := s.numbered.Load(q)
+	if !ok {
+		var b strings.Builder
+		n := 0
+		for _, r := range q {
+			if r == '?' {
+				n++
+				fmt.Fprintf(&b, "$%d", n)
+				continue
+			}
+			b.WriteRune(r)
+		}
+		numbered, _ = s.numbered.LoadOrStore(q, b.String())
+	}
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := sqlDB.QueryContext(ctx, numbered.(string), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
 }
 
 func (s *store) list(ctx context.Context, f Filter) (page.Result[sagaRow], error) {
