@@ -75,7 +75,7 @@ func New(gdb *gorm.DB, tokens *auth.Tokens, opts Options) Service {
 	}
 	limits := opts.Limits.withDefaults()
 	s := &service{
-		store:   &store{db: gdb},
+		store:   newStore(gdb),
 		tokens:  tokens,
 		cost:    cost,
 		now:     func() time.Time { return now().UTC().Truncate(time.Microsecond) },

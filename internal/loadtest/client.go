@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -69,8 +70,17 @@ func statusOf(err error) int {
 
 // client sends calls to the target and records them.
 type client struct {
-	base string
-	hc   *http.Client
+	base    string
+	hc      *http.Client
+	timeout time.Duration
+	// raw is the target for the VUs' own connections (rawhttp.go); nil
+	// when the target is not plain http, and then net/http serves all.
+	raw    *rawTarget
+	dialer *net.Dialer
+
+	mu     sync.Mutex
+	conns  map[*rawConn]struct{} // the VUs' connections, closed with the client
+	closed bool
 }
 
 // newClient pools one keep-alive connection per virtual user (and some
@@ -78,23 +88,62 @@ type client struct {
 // asks for no compression: decompressing would cost the generator CPU on
 // the same machine, and k6 does not ask for it either.
 func newClient(base string, conns int, timeout time.Duration) *client {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		Proxy:               nil, // a load test talks to its target, never through a proxy
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:         dialer.DialContext,
 		MaxIdleConns:        conns + 16,
 		MaxIdleConnsPerHost: conns + 16,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 		ForceAttemptHTTP2:   false,
 	}
-	return &client{base: strings.TrimRight(base, "/"), hc: &http.Client{Transport: tr, Timeout: timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	base = strings.TrimRight(base, "/")
+	return &client{base: base, timeout: timeout, raw: newRawTarget(base), dialer: dialer, conns: map[*rawConn]struct{}{},
+		hc: &http.Client{Transport: tr, Timeout: timeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
-func (c *client) close() { c.hc.CloseIdleConnections() }
+// close closes every connection, the VUs' own included.
+func (c *client) close() {
+	c.hc.CloseIdleConnections()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	for rc := range c.conns {
+		_ = rc.nc.Close()
+	}
+	clear(c.conns)
+}
 
 // maxErrorBody bounds what is read of an error answer for its detail.
 const maxErrorBody = 8 << 10
+
+// keep is how much of the body of an answer with status the call needs:
+// all of a success it decodes (-1), the start of an error's for its
+// detail, nothing of the rest.
+func (k call) keep(status int) int {
+	switch ok := expected(status, k.expect); {
+	case ok && k.out != nil:
+		return -1
+	case ok:
+		return 0
+	default:
+		return maxErrorBody
+	}
+}
+
+// exchange is one request as the transport saw it.
+type exchange struct {
+	// status is the answer's, 0 when none came.
+	status int
+	// body is what the call keeps of the answer's body (call.keep).
+	body []byte
+	// err is a transport failure: before any answer (status 0) or while
+	// reading the answer's body.
+	err        error
+	start, end time.Time
+}
 
 // do sends k, records it in rec and returns the status. The error is an
 // *httpError for a transport failure or an unexpected status, or the
@@ -103,21 +152,70 @@ const maxErrorBody = 8 << 10
 // sending to the last byte of the answer; decoding it is the generator's
 // time and is left out.
 func (c *client) do(ctx context.Context, rec *Recorder, k call) (int, error) {
+	return c.send(ctx, rec, k, nil)
+}
+
+// send is do, on the VU's own connection *conn when the call allows it
+// (rawEligible) and conn is not nil.
+func (c *client) send(ctx context.Context, rec *Recorder, k call, conn **rawConn) (int, error) {
+	var ex exchange
+	if conn != nil && c.raw != nil && rawEligible(k) {
+		ex = c.exchangeRaw(ctx, k, conn)
+	} else {
+		var err error
+		if ex, err = c.exchange(ctx, k); err != nil {
+			return 0, err
+		}
+	}
+	if ex.err != nil {
+		if ctx.Err() != nil {
+			rec.Interrupted()
+			return 0, ctx.Err()
+		}
+		kind := transportKind(ex.err)
+		rec.Add(k.op, Outcome{Status: ex.status, Err: kind, Failed: true, Detail: ex.err.Error()}, ex.end.Sub(ex.start), ex.end)
+		if ex.status == 0 {
+			return 0, &httpError{Op: k.op, Kind: kind, Detail: ex.err.Error()}
+		}
+		return ex.status, &httpError{Op: k.op, Status: ex.status, Kind: kind, Detail: "reading the answer: " + ex.err.Error()}
+	}
+	if !expected(ex.status, k.expect) {
+		if k.decodeErrors && k.out != nil {
+			_ = json.Unmarshal(ex.body, k.out) // best effort: the error is what counts
+		}
+		detail := problemDetail(ex.body)
+		rec.Add(k.op, Outcome{Status: ex.status, Failed: true, Detail: detail}, ex.end.Sub(ex.start), ex.end)
+		return ex.status, &httpError{Op: k.op, Status: ex.status, Detail: detail}
+	}
+	rec.Add(k.op, Outcome{Status: ex.status}, ex.end.Sub(ex.start), ex.end)
+	if k.out != nil && len(ex.body) > 0 {
+		if err := json.Unmarshal(ex.body, k.out); err != nil {
+			rec.Check("answers decode as JSON", false, fmt.Sprintf("%s: %v", k.op.Name(), err))
+			return ex.status, fmt.Errorf("%s: decode answer: %w", k.op.Name(), err)
+		}
+	}
+	return ex.status, nil
+}
+
+// exchange sends k through net/http. Its error is for a request that
+// could not be made at all (its body does not encode): nothing was sent
+// and nothing is recorded.
+func (c *client) exchange(ctx context.Context, k call) (exchange, error) {
 	var rd io.Reader
 	if k.body != nil {
 		raw, err := json.Marshal(k.body)
 		if err != nil {
-			return 0, fmt.Errorf("%s: encode body: %w", k.op.Name(), err)
+			return exchange{}, fmt.Errorf("%s: encode body: %w", k.op.Name(), err)
 		}
 		rd = bytes.NewReader(raw)
 	}
 	url := c.base + k.path
-	if !strings.HasPrefix(k.path, "/health") {
+	if !isHealthPath(k.path) {
 		url = c.base + apiPrefix + k.path
 	}
 	req, err := http.NewRequestWithContext(ctx, k.op.Method, url, rd)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", k.op.Name(), err)
+		return exchange{}, fmt.Errorf("%s: %w", k.op.Name(), err)
 	}
 	req.Header.Set("Accept", "application/json")
 	if rd != nil {
@@ -133,57 +231,31 @@ func (c *client) do(ctx context.Context, rec *Recorder, k call) (int, error) {
 		req.Header.Set("Idempotency-Key", k.idem)
 	}
 
-	start := time.Now()
+	ex := exchange{start: time.Now()}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		if ctx.Err() != nil {
-			rec.Interrupted()
-			return 0, ctx.Err()
-		}
-		end := time.Now()
-		kind := transportKind(err)
-		rec.Add(k.op, Outcome{Err: kind, Failed: true, Detail: err.Error()}, end.Sub(start), end)
-		return 0, &httpError{Op: k.op, Kind: kind, Detail: err.Error()}
+		ex.err, ex.end = err, time.Now()
+		return ex, nil
 	}
 	defer resp.Body.Close()
-	ok := expected(resp.StatusCode, k.expect)
-	var body []byte
-	switch {
-	case ok && k.out == nil:
-		_, err = io.Copy(io.Discard, resp.Body)
-	case ok:
-		body, err = io.ReadAll(resp.Body)
+	ex.status = resp.StatusCode
+	switch keep := k.keep(resp.StatusCode); {
+	case keep < 0:
+		ex.body, ex.err = io.ReadAll(resp.Body)
+	case keep == 0:
+		_, ex.err = io.Copy(io.Discard, resp.Body)
 	default:
-		body, err = io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		_, _ = io.Copy(io.Discard, resp.Body)
-	}
-	end := time.Now()
-	if err != nil {
-		if ctx.Err() != nil {
-			rec.Interrupted()
-			return 0, ctx.Err()
-		}
-		kind := transportKind(err)
-		rec.Add(k.op, Outcome{Status: resp.StatusCode, Err: kind, Failed: true, Detail: err.Error()}, end.Sub(start), end)
-		return resp.StatusCode, &httpError{Op: k.op, Status: resp.StatusCode, Kind: kind, Detail: "reading the answer: " + err.Error()}
-	}
-	if !ok {
-		if k.decodeErrors && k.out != nil {
-			_ = json.Unmarshal(body, k.out) // best effort: the error is what counts
-		}
-		detail := problemDetail(body)
-		rec.Add(k.op, Outcome{Status: resp.StatusCode, Failed: true, Detail: detail}, end.Sub(start), end)
-		return resp.StatusCode, &httpError{Op: k.op, Status: resp.StatusCode, Detail: detail}
-	}
-	rec.Add(k.op, Outcome{Status: resp.StatusCode}, end.Sub(start), end)
-	if k.out != nil && len(body) > 0 {
-		if err := json.Unmarshal(body, k.out); err != nil {
-			rec.Check("answers decode as JSON", false, fmt.Sprintf("%s: %v", k.op.Name(), err))
-			return resp.StatusCode, fmt.Errorf("%s: decode answer: %w", k.op.Name(), err)
+		ex.body, ex.err = io.ReadAll(io.LimitReader(resp.Body, int64(keep)))
+		if ex.err == nil {
+			_, ex.err = io.Copy(io.Discard, resp.Body)
 		}
 	}
-	return resp.StatusCode, nil
+	ex.end = time.Now()
+	return ex, nil
 }
+
+// isHealthPath tells the probes, which live outside /api/v1.
+func isHealthPath(p string) bool { return strings.HasPrefix(p, "/health") }
 
 // expected tells whether status counts as success for a call.
 func expected(status int, want []int) bool {

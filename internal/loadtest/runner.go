@@ -28,6 +28,9 @@ type VU struct {
 	// rec overrides the recorder (the post-run phase borrows a VU to
 	// close sessions a hard stop left open).
 	rec *Recorder
+	// conn is the VU's own connection for its GETs (rawhttp.go), used
+	// by one journey at a time like the VU itself.
+	conn *rawConn
 }
 
 // next numbers the VU's journeys and ids, so every id the run makes is
@@ -36,7 +39,7 @@ func (vu *VU) next() int { vu.seq++; return vu.seq }
 
 // call sends a request of the load phase.
 func (vu *VU) call(ctx context.Context, k call) (int, error) {
-	return vu.r.client.do(ctx, vu.recorder(), k)
+	return vu.r.client.send(ctx, vu.recorder(), k, &vu.conn)
 }
 
 func (vu *VU) recorder() *Recorder {

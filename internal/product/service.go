@@ -27,7 +27,7 @@ var _ Service = (*service)(nil)
 
 // New returns the local catalog on gdb (already migrated).
 func New(gdb *gorm.DB) Service {
-	return &service{store: &store{db: gdb}, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+	return &service{store: newStore(gdb), now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 }
 
 var (

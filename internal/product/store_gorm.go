@@ -2,6 +2,7 @@ package product
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/retailco/pos/internal/platform/db"
 	"github.com/retailco/pos/internal/platform/errs"
 	"github.com/retailco/pos/internal/platform/page"
+	"github.com/retailco/pos/internal/platform/readcache"
 )
 
 // productRow is the products table; domain types never carry gorm tags.
@@ -74,7 +76,27 @@ func (r categoryRow) domain() Category {
 	return c
 }
 
-type store struct{ db *gorm.DB }
+type store struct {
+	db *gorm.DB
+	// sqlDB is the pool under db, for the catalog version; nil turns the
+	// page cache off.
+	sqlDB *sql.DB
+	pages *readcache.Versioned[pageKey, page.Result[Product]]
+	// version shares the reads of the catalog version among concurrent
+	// lists (see readcache.Coalescer).
+	version *readcache.Coalescer[struct{}, int64]
+}
+
+func newStore(gdb *gorm.DB) *store {
+	s := &store{db: gdb, pages: readcache.NewVersioned[pageKey](clonePage)}
+	if sqlDB, err := gdb.DB(); err == nil {
+		s.sqlDB = sqlDB
+	}
+	s.version = readcache.NewCoalescer(readcache.SharedReadTimeout, func(ctx context.Context, _ struct{}) (int64, error) {
+		return catalogVersion(ctx, s.sqlDB)
+	})
+	return s
+}
 
 // errNoChange lets an update callback say "nothing to write".
 var errNoChange = errors.New("no change")
@@ -102,7 +124,29 @@ func (s *store) product(ctx context.Context, id string) (Product, error) {
 	return row.domain(), nil
 }
 
+// listProducts serves a page from the cache when the catalog has not
+// changed since it was read (see readcache.Versioned), else from the database.
 func (s *store) listProducts(ctx context.Context, f Filter) (page.Result[Product], error) {
+	if s.sqlDB == nil {
+		return s.queryProducts(ctx, f)
+	}
+	version, err := s.version.Get(ctx, struct{}{})
+	if err != nil {
+		return page.Result[Product]{}, err
+	}
+	key := keyOf(f)
+	if res, ok := s.pages.Get(version, key); ok {
+		return res, nil
+	}
+	res, err := s.queryProducts(ctx, f)
+	if err != nil {
+		return page.Result[Product]{}, err
+	}
+	s.pages.Put(version, key, res)
+	return res, nil
+}
+
+func (s *store) queryProducts(ctx context.Context, f Filter) (page.Result[Product], error) {
 	q := s.db.WithContext(ctx).Model(&productRow{})
 	if f.Search != "" {
 		like := "%" + escapeLike(strings.ToLower(f.Search)) + "%"

@@ -1,0 +1,31 @@
+package customer
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+
+	"github.com/retailco/pos/internal/platform/page"
+)
+
+// The list pages are kept in a readcache.Versioned under the version of
+// the customers table (migration 0002), served only while the version a
+// request has just read still matches (see package readcache): with the
+// product pages cached, the list was 17% of the server's CPU under
+// catalog-100vu.
+
+// clonePage copies a page: Customer holds only values (strings are
+// immutable), so a copy of the slice shares nothing a caller could change.
+func clonePage(p page.Result[Customer]) page.Result[Customer] {
+	return page.Result[Customer]{Items: slices.Clone(p.Items), Total: p.Total}
+}
+
+// listVersion reads the version of the customers table.
+func listVersion(ctx context.Context, sqlDB *sql.DB) (int64, error) {
+	var v int64
+	if err := sqlDB.QueryRowContext(ctx, `SELECT version FROM customers_version`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read customers version: %w", err)
+	}
+	return v, nil
+}

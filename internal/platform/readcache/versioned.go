@@ -1,0 +1,62 @@
+package readcache
+
+import "sync"
+
+// MaxVersionedEntries bounds a Versioned cache. The pages people browse
+// are few; searches and id batches are many and mostly read once, so
+// when they fill the cache it is simply emptied.
+const MaxVersionedEntries = 1024
+
+// Versioned keeps answers of one version of their table. An answer is
+// served only to a request that found exactly that version in the
+// database, in a read that began after the request did (through a
+// Coalescer), so it can never outlive a change: every change commits a
+// new version with it (a trigger on the table, so that no writer — other
+// processes, pos seed, psql by hand — can forget).
+//
+// An answer read after version v was read is at least as new as v (the
+// commits that follow can only add to it), so storing it under v never
+// serves older data than the database held when the request began.
+type Versioned[K comparable, V any] struct {
+	// clone copies an answer, so that neither the cache nor its callers
+	// can change what the other holds.
+	clone func(V) V
+
+	mu      sync.RWMutex
+	version int64
+	entries map[K]V
+}
+
+// NewVersioned returns an empty cache whose answers are copied with clone
+// on the way in and out.
+func NewVersioned[K comparable, V any](clone func(V) V) *Versioned[K, V] {
+	return &Versioned[K, V]{clone: clone}
+}
+
+// Get returns a copy of the answer cached for key at version.
+func (c *Versioned[K, V]) Get(version int64, key K) (V, bool) {
+	c.mu.RLock()
+	v, ok := c.entries[key]
+	ok = ok && c.version == version
+	c.mu.RUnlock()
+	if !ok {
+		var zero V
+		return zero, false
+	}
+	return c.clone(v), true
+}
+
+// Put stores an answer read after version was read. Another version
+// empties the cache first: its answers are of no use to later requests,
+// which read the newer version (or, after a database was restored, an
+// unrelated one).
+func (c *Versioned[K, V]) Put(version int64, key K, v V) {
+	v = c.clone(v)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil || c.version != version || len(c.entries) >= MaxVersionedEntries {
+		c.entries = make(map[K]V)
+		c.version = version
+	}
+	c.entries[key] = v
+}
