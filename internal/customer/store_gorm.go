@@ -217,19 +217,9 @@ func (s *store) listCustomers(ctx context.Context, f Filter) (page.Result[Custom
 	if s.sqlDB == nil {
 		return s.queryCustomers(ctx, f)
 	}
-	version, err := s.version.Get(ctx, struct{}{})
-	if err != nil {
-		return page.Result[Customer]{}, err
-	}
-	if res, ok := s.pages.Get(version, f); ok {
-		return res, nil
-	}
-	res, err := s.queryCustomers(ctx, f)
-	if err != nil {
-		return page.Result[Customer]{}, err
-	}
-	s.pages.Put(version, f, res)
-	return res, nil
+	return s.pages.Through(ctx, s.version, f, func(ctx context.Context) (page.Result[Customer], error) {
+		return s.queryCustomers(ctx, f)
+	})
 }
 
 func (s *store) queryCustomers(ctx context.Context, f Filter) (page.Result[Customer], error) {

@@ -130,20 +130,9 @@ func (s *store) listProducts(ctx context.Context, f Filter) (page.Result[Product
 	if s.sqlDB == nil {
 		return s.queryProducts(ctx, f)
 	}
-	version, err := s.version.Get(ctx, struct{}{})
-	if err != nil {
-		return page.Result[Product]{}, err
-	}
-	key := keyOf(f)
-	if res, ok := s.pages.Get(version, key); ok {
-		return res, nil
-	}
-	res, err := s.queryProducts(ctx, f)
-	if err != nil {
-		return page.Result[Product]{}, err
-	}
-	s.pages.Put(version, key, res)
-	return res, nil
+	return s.pages.Through(ctx, s.version, keyOf(f), func(ctx context.Context) (page.Result[Product], error) {
+		return s.queryProducts(ctx, f)
+	})
 }
 
 func (s *store) queryProducts(ctx context.Context, f Filter) (page.Result[Product], error) {

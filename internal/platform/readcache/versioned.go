@@ -1,6 +1,9 @@
 package readcache
 
-import "sync"
+import (
+	"context"
+	"sync"
+)
 
 // MaxVersionedEntries bounds a Versioned cache. The pages people browse
 // are few; searches and id batches are many and mostly read once, so
@@ -59,4 +62,25 @@ func (c *Versioned[K, V]) Put(version int64, key K, v V) {
 		c.version = version
 	}
 	c.entries[key] = v
+}
+
+// Through answers key from the cache at the version read now (through
+// version, so the read began after the caller asked), or else from read,
+// whose answer it keeps for the next caller at that version.
+func (c *Versioned[K, V]) Through(ctx context.Context, version *Coalescer[struct{}, int64], key K,
+	read func(context.Context) (V, error)) (V, error) {
+	v, err := version.Get(ctx, struct{}{})
+	if err != nil {
+		var zero V
+		return zero, err
+	}
+	if ans, ok := c.Get(v, key); ok {
+		return ans, nil
+	}
+	ans, err := read(ctx)
+	if err != nil {
+		return ans, err
+	}
+	c.Put(v, key, ans)
+	return ans, nil
 }

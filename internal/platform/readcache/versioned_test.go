@@ -1,6 +1,10 @@
 package readcache
 
-import "testing"
+import (
+	"context"
+	"testing"
+	"time"
+)
 
 // TestVersionedServesOnlyItsVersion: an answer is served at the version it
 // was stored under and no other, a new version empties the cache, and
@@ -31,5 +35,28 @@ func TestVersionedServesOnlyItsVersion(t *testing.T) {
 	}
 	if n := len(c.entries); n > MaxVersionedEntries {
 		t.Fatalf("%d entries kept, bound %d", n, MaxVersionedEntries)
+	}
+}
+
+// TestThroughReadsOnlyWhenTheVersionMoved: at an unchanged version the
+// second caller is served from the cache; once the version moves, the
+// next caller reads again.
+func TestThroughReadsOnlyWhenTheVersionMoved(t *testing.T) {
+	t.Parallel()
+	var version, reads int64 = 1, 0
+	versions := NewCoalescer(time.Second, func(context.Context, struct{}) (int64, error) { return version, nil })
+	c := NewVersioned[string, int64](func(v int64) int64 { return v })
+	read := func(context.Context) (int64, error) { reads++; return version * 10, nil }
+	for range 2 {
+		if v, err := c.Through(context.Background(), versions, "k", read); err != nil || v != 10 {
+			t.Fatalf("got %d, %v", v, err)
+		}
+	}
+	if reads != 1 {
+		t.Fatalf("%d reads at one version, want 1", reads)
+	}
+	version = 2
+	if v, _ := c.Through(context.Background(), versions, "k", read); v != 20 || reads != 2 {
+		t.Fatalf("after the version moved: %d after %d reads", v, reads)
 	}
 }
