@@ -1,9 +1,6 @@
 package customer
 
 import (
-	"context"
-	"database/sql"
-	"fmt"
 	"slices"
 
 	"github.com/retailco/pos/internal/platform/page"
@@ -19,13 +16,4 @@ import (
 // immutable), so a copy of the slice shares nothing a caller could change.
 func clonePage(p page.Result[Customer]) page.Result[Customer] {
 	return page.Result[Customer]{Items: slices.Clone(p.Items), Total: p.Total}
-}
-
-// listVersion reads the version of the customers table.
-func listVersion(ctx context.Context, sqlDB *sql.DB) (int64, error) {
-	var v int64
-	if err := sqlDB.QueryRowContext(ctx, `SELECT version FROM customers_version`).Scan(&v); err != nil {
-		return 0, fmt.Errorf("read customers version: %w", err)
-	}
-	return v, nil
 }

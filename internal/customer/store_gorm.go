@@ -137,18 +137,13 @@ func newStore(gdb *gorm.DB) *store {
 	if sqlDB, err := gdb.DB(); err == nil {
 		s.sqlDB = sqlDB
 	}
-	s.version = readcache.NewCoalescer(readcache.SharedReadTimeout, func(ctx context.Context, _ struct{}) (int64, error) {
-		return listVersion(ctx, s.sqlDB)
-	})
+	s.version = readcache.TableVersion(s.sqlDB, "customers_version")
 	s.keys = readcache.NewCoalescer(readcache.SharedReadTimeout, s.readKey)
-	arg := "?"
-	if db.DialectOf(gdb) == db.Postgres {
-		arg = "$1"
-	}
+	d := db.DialectOf(gdb)
 	s.q = queries{
-		customer: `SELECT id, email, first_name, last_name, phone, version, created_at, updated_at FROM customers WHERE id = ` + arg,
+		customer: db.Rebind(d, `SELECT id, email, first_name, last_name, phone, version, created_at, updated_at FROM customers WHERE id = ?`),
 		// An active key has no revoked_at, and key_hash is what was asked.
-		activeKey: `SELECT id, name, role, location_id, created_at, last_used_at FROM api_keys WHERE key_hash = ` + arg + ` AND revoked_at IS NULL`,
+		activeKey: db.Rebind(d, `SELECT id, name, role, location_id, created_at, last_used_at FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL`),
 	}
 	return s
 }

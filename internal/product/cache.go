@@ -1,9 +1,6 @@
 package product
 
 import (
-	"context"
-	"database/sql"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,19 +52,4 @@ func keyOf(f Filter) pageKey {
 // immutable), so a copy of the slice shares nothing a caller could change.
 func clonePage(p page.Result[Product]) page.Result[Product] {
 	return page.Result[Product]{Items: slices.Clone(p.Items), Total: p.Total}
-}
-
-// versionQuery reads the catalog version.
-const versionQuery = `SELECT version FROM catalog_version`
-
-// catalogVersion reads the catalog's version: what a cached page must
-// match to be served. It goes to database/sql directly, under gorm: the
-// statement is fixed, and gorm's statement building and reflection would
-// cost more than the query.
-func catalogVersion(ctx context.Context, sqlDB *sql.DB) (int64, error) {
-	var v int64
-	if err := sqlDB.QueryRowContext(ctx, versionQuery).Scan(&v); err != nil {
-		return 0, fmt.Errorf("read catalog version: %w", err)
-	}
-	return v, nil
 }

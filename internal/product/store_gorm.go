@@ -92,9 +92,7 @@ func newStore(gdb *gorm.DB) *store {
 	if sqlDB, err := gdb.DB(); err == nil {
 		s.sqlDB = sqlDB
 	}
-	s.version = readcache.NewCoalescer(readcache.SharedReadTimeout, func(ctx context.Context, _ struct{}) (int64, error) {
-		return catalogVersion(ctx, s.sqlDB)
-	})
+	s.version = readcache.TableVersion(s.sqlDB, "catalog_version")
 	return s
 }
 

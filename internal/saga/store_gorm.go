@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -54,6 +53,12 @@ type sagaRow struct {
 }
 
 func (sagaRow) TableName() string { return "sagas" }
+
+// makesFinal tells whether writing row makes a checkout final: the one
+// write that publishes its outcome.
+func (r *sagaRow) makesFinal() bool {
+	return r.Kind == KindCheckout && Final(r.Status) && !Final(r.stored)
+}
 
 // mutable are the columns a saga write may change.
 var mutable = []string{"status", "version", "reservation_id", "payment_id", "order_id", "total_cents", "currency",
@@ -143,8 +148,6 @@ type store struct {
 	// statement of data-modifying CTEs, one round trip instead of a
 	// transaction's four or five.
 	oneStatement bool
-	// numbered caches the PostgreSQL text of the single-statement writes.
-	numbered sync.Map
 }
 
 func newStore(gdb *gorm.DB) *store {
@@ -315,7 +318,7 @@ func saveTx(tx *gorm.DB, row *sagaRow, owner string) error {
 		row.Version = prev
 		return errLostLease
 	}
-	if row.Kind == KindCheckout && Final(row.Status) && !Final(row.stored) {
+	if row.makesFinal() {
 		return publishOutcome(tx, row) // exactly once: only the write that makes it final
 	}
 	return nil
@@ -356,7 +359,7 @@ func (s *store) saveWithSteps(ctx context.Context, row *sagaRow, owner string, s
 	// The write that makes a checkout final adds its outcome event to the
 	// outbox, which outbox.Add does in a transaction; every other write
 	// can be a single statement.
-	if s.oneStatement && !(row.Kind == KindCheckout && Final(row.Status) && !Final(row.stored)) {
+	if s.oneStatement && !row.makesFinal() {
 		return s.saveInOneStatement(ctx, row, owner, steps)
 	}
 	return s.commit(ctx, row, func(tx *gorm.DB) error {
@@ -429,30 +432,15 @@ func (s *store) saveInOneStatement(ctx context.Context, row *sagaRow, owner stri
 	return nil
 }
 
-// ids runs one of the single-statement writes, whose "?" placeholders
-// are numbered for PostgreSQL once per distinct text, and returns the ids
-// it answers. It goes to database/sql directly: gorm's statement building
+// ids runs one of the single-statement writes and returns the ids it
+// answers. It goes to database/sql directly: gorm's statement building
 // (reflection over some forty arguments) took more CPU than the write.
 func (s *store) ids(ctx context.Context, q string, args ...any) ([]string, error) {
-	numbered, ok := s.numbered.Load(q)
-	if !ok {
-		var b strings.Builder
-		n := 0
-		for _, r := range q {
-			if r == '?' {
-				n++
-				fmt.Fprintf(&b, "$%d", n)
-				continue
-			}
-			b.WriteRune(r)
-		}
-		numbered, _ = s.numbered.LoadOrStore(q, b.String())
-	}
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return nil, err
 	}
-	rows, err := sqlDB.QueryContext(ctx, numbered.(string), args...)
+	rows, err := sqlDB.QueryContext(ctx, db.Rebind(db.Postgres, q), args...)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -246,4 +247,27 @@ func orInt(v, def int) int {
 		return v
 	}
 	return def
+}
+
+// Rebind writes the "?" placeholders of q in the engine's syntax: "$1",
+// "$2", … on PostgreSQL, unchanged on SQLite. It is for the few hot
+// statements that go to database/sql directly, around gorm (which binds
+// its own); q must hold no "?" other than placeholders.
+func Rebind(d Dialect, q string) string {
+	if d != Postgres {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 16)
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

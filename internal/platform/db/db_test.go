@@ -134,3 +134,16 @@ func TestScanRow(t *testing.T) {
 		}
 	})
 }
+
+// TestRebind: placeholders are numbered in order on PostgreSQL and left
+// alone on SQLite.
+func TestRebind(t *testing.T) {
+	t.Parallel()
+	q := `UPDATE t SET a = ?, b = ?::text WHERE id = ?`
+	if got, want := db.Rebind(db.Postgres, q), `UPDATE t SET a = $1, b = $2::text WHERE id = $3`; got != want {
+		t.Fatalf("postgres: %q, want %q", got, want)
+	}
+	if got := db.Rebind(db.SQLite, q); got != q {
+		t.Fatalf("sqlite: %q", got)
+	}
+}

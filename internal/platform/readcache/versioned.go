@@ -2,6 +2,8 @@ package readcache
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
 	"sync"
 )
 
@@ -83,4 +85,20 @@ func (c *Versioned[K, V]) Through(ctx context.Context, version *Coalescer[struct
 	}
 	c.Put(v, key, ans)
 	return ans, nil
+}
+
+// TableVersion is the Coalescer of a one-row version table (a "version"
+// column its triggers move on every change, see Versioned): what a cached
+// answer must match to be served. The read goes to database/sql directly:
+// the statement is fixed, and gorm's statement building would cost more
+// than the query.
+func TableVersion(sqlDB *sql.DB, table string) *Coalescer[struct{}, int64] {
+	q := `SELECT version FROM ` + table
+	return NewCoalescer(SharedReadTimeout, func(ctx context.Context, _ struct{}) (int64, error) {
+		var v int64
+		if err := sqlDB.QueryRowContext(ctx, q).Scan(&v); err != nil {
+			return 0, fmt.Errorf("read %s: %w", table, err)
+		}
+		return v, nil
+	})
 }
