@@ -281,7 +281,7 @@ func newWiring(ctx context.Context, cfg config.Config, log *slog.Logger, hosted 
 		}
 		opts := reporting.Options{Location: zone, Logger: log, Registerer: w.reg}
 		consumer := reporting.NewConsumer(gdb, opts)
-		if err := w.consume(ctx, reporting.Group, reporting.Streams, consumer.Handle); err != nil {
+		if err := w.consume(ctx, reporting.Group, reporting.Streams, consumer.Handle, events.WithBatch(consumer.HandleBatch)); err != nil {
 			return nil, err
 		}
 		svc := reporting.New(gdb, catalog, opts)
@@ -319,7 +319,7 @@ func newWiring(ctx context.Context, cfg config.Config, log *slog.Logger, hosted 
 			return nil, err
 		}
 		consumer := audit.NewConsumer(gdb, audit.Options{Logger: log, Registerer: w.reg})
-		if err := w.consume(ctx, audit.Group, audit.Streams, consumer.Handle); err != nil {
+		if err := w.consume(ctx, audit.Group, audit.Streams, consumer.Handle, events.WithBatch(consumer.HandleBatch)); err != nil {
 			return nil, err
 		}
 		svc := audit.New(gdb, audit.Options{})
@@ -418,13 +418,13 @@ func (w *wiring) wireIntegration(ctx context.Context) error {
 
 // consume subscribes a consuming context to its streams while the process
 // serves; the subscription hands unfinished messages back on shutdown.
-func (w *wiring) consume(ctx context.Context, group string, streams []string, h events.Handler) error {
+func (w *wiring) consume(ctx context.Context, group string, streams []string, h events.Handler, opts ...events.SubscribeOption) error {
 	bus, err := w.eventBus(ctx)
 	if err != nil {
 		return err
 	}
 	w.workers = append(w.workers, func(ctx context.Context) {
-		sub, err := bus.Subscribe(ctx, group, streams, h)
+		sub, err := bus.Subscribe(ctx, group, streams, h, opts...)
 		if err != nil {
 			w.log.Error("subscribe", "group", group, "err", err)
 			return

@@ -115,7 +115,21 @@ func TestOverBus(t *testing.T) {
 			must(t, err)
 			waitClosed(t, killed, "the first subscription to handle its victim")
 			waitClosed(t, sub.Done(), "the first subscription to stop")
-			sub2, err := bus.Subscribe(ctx, Group, Streams, handler)
+			// The second consumer takes the backlog in batches.
+			batched := 0
+			batchHandler := func(hctx context.Context, envs []events.Envelope) error {
+				err := c.HandleBatch(hctx, envs)
+				mu.Lock()
+				for _, env := range envs {
+					calls[env.EventID]++
+				}
+				if err == nil {
+					batched += len(envs)
+				}
+				mu.Unlock()
+				return err
+			}
+			sub2, err := bus.Subscribe(ctx, Group, Streams, handler, events.WithBatch(batchHandler))
 			must(t, err)
 			t.Cleanup(func() { _ = sub2.Close() })
 			if mode.redelivers {
@@ -130,6 +144,12 @@ func TestOverBus(t *testing.T) {
 				}
 				return callsOf(victim) >= 2 && (!mode.redelivers || callsOf(envs[0].EventID) >= 2)
 			})
+
+			mu.Lock()
+			if batched < 2 {
+				t.Errorf("%d events audited in batches; the second consumer should have batched the first one's leftovers", batched)
+			}
+			mu.Unlock()
 
 			res, err := svc.ListEntries(ctx, Filter{Page: page.Request{PerPage: 100}})
 			must(t, err)

@@ -46,15 +46,58 @@ func NewConsumer(gdb *gorm.DB, o Options) *Consumer {
 // (errs.Invalid: the bus dead-letters it after its retries, where it stays
 // visible).
 func (c *Consumer) Handle(ctx context.Context, env events.Envelope) error {
-	if err := env.Validate(); err != nil {
+	r, err := c.entry(env, c.o.now())
+	if err != nil {
 		return err
 	}
-	if env.OccurredAt.IsZero() {
-		return fmt.Errorf("event %s (%s) has no occurred_at: %w", env.EventID, env.EventType, errs.Invalid)
+	first, err := c.store.insert(ctx, r)
+	if err != nil {
+		return err
 	}
-	stream := env.Stream // Validate saw it is a plain, non-empty name
-	occurred := env.OccurredAt.UTC().Truncate(time.Microsecond)
+	if first {
+		c.latency.WithLabelValues(r.Stream).Observe(max(r.AuditedAt.Sub(r.OccurredAt), 0).Seconds())
+	} else {
+		c.log.DebugContext(ctx, "event already audited", "event_id", env.EventID, "attempt", events.Attempt(ctx))
+	}
+	return nil
+}
+
+// HandleBatch records envs as Handle records each of them, in one
+// statement. Subscribe it with events.WithBatch beside Handle: when it
+// fails (an envelope without its time), nothing is written and the bus
+// hands the events to Handle one by one.
+func (c *Consumer) HandleBatch(ctx context.Context, envs []events.Envelope) error {
 	now := c.o.now()
+	rows := make([]entryRow, len(envs))
+	for i, env := range envs {
+		r, err := c.entry(env, now)
+		if err != nil {
+			return err
+		}
+		rows[i] = r
+	}
+	first, err := c.store.insertEach(ctx, rows)
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if first[r.EventID] {
+			delete(first, r.EventID) // an event given twice is observed once
+			c.latency.WithLabelValues(r.Stream).Observe(max(r.AuditedAt.Sub(r.OccurredAt), 0).Seconds())
+		}
+	}
+	return nil
+}
+
+// entry is the trail's row for env, audited at now.
+func (c *Consumer) entry(env events.Envelope, now time.Time) (entryRow, error) {
+	if err := env.Validate(); err != nil {
+		return entryRow{}, err
+	}
+	if env.OccurredAt.IsZero() {
+		return entryRow{}, fmt.Errorf("event %s (%s) has no occurred_at: %w", env.EventID, env.EventType, errs.Invalid)
+	}
+	occurred := env.OccurredAt.UTC().Truncate(time.Microsecond)
 	latency := max(now.Sub(occurred), 0) // the producer's clock may run ahead of ours
 	data := string(env.Data)
 	if data == "" {
@@ -64,19 +107,10 @@ func (c *Consumer) Handle(ctx context.Context, env events.Envelope) error {
 	if !found {
 		name = env.EventType
 	}
-	first, err := c.store.insert(ctx, entryRow{
-		EventID: env.EventID, EventType: env.EventType, EventName: name, Stream: stream,
+	return entryRow{
+		EventID: env.EventID, EventType: env.EventType, EventName: name, Stream: env.Stream, // Validate saw it is a plain, non-empty name
 		AggregateID: env.AggregateID, AggregateVersion: env.AggregateVersion, Actor: env.Actor,
 		CorrelationID: env.CorrelationID, OccurredAt: occurred, AuditedAt: now,
 		LatencyMs: latency.Milliseconds(), Data: data,
-	})
-	if err != nil {
-		return err
-	}
-	if first {
-		c.latency.WithLabelValues(stream).Observe(latency.Seconds())
-	} else {
-		c.log.DebugContext(ctx, "event already audited", "event_id", env.EventID, "attempt", events.Attempt(ctx))
-	}
-	return nil
+	}, nil
 }

@@ -45,15 +45,61 @@ type store struct{ db *gorm.DB }
 // insert appends r unless its event is already in the trail; it reports
 // whether it did. The one statement is the transaction.
 func (s *store) insert(ctx context.Context, r entryRow) (bool, error) {
-	res := s.db.WithContext(ctx).Exec(`INSERT INTO audit_log (event_id, event_type, event_name, stream, aggregate_id,
-		aggregate_version, actor, correlation_id, occurred_at, audited_at, latency_ms, data)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
-		r.EventID, r.EventType, r.EventName, r.Stream, r.AggregateID, r.AggregateVersion, r.Actor, r.CorrelationID,
-		r.OccurredAt, r.AuditedAt, r.LatencyMs, r.Data)
+	res := s.db.WithContext(ctx).Exec(insertEntries+entryValues+onNewEntry, r.values()...)
 	if res.Error != nil {
 		return false, fmt.Errorf("audit %s: %w", r.EventID, res.Error)
 	}
 	return res.RowsAffected == 1, nil
+}
+
+const (
+	insertEntries = `INSERT INTO audit_log (event_id, event_type, event_name, stream, aggregate_id,
+		aggregate_version, actor, correlation_id, occurred_at, audited_at, latency_ms, data) VALUES `
+	entryValues = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	onNewEntry  = ` ON CONFLICT (event_id) DO NOTHING`
+	// entriesPerInsert keeps one statement's parameters (12 a row) under
+	// both engines' limits.
+	entriesPerInsert = 500
+)
+
+func (r entryRow) values() []any {
+	return []any{r.EventID, r.EventType, r.EventName, r.Stream, r.AggregateID, r.AggregateVersion, r.Actor, r.CorrelationID,
+		r.OccurredAt, r.AuditedAt, r.LatencyMs, r.Data}
+}
+
+// insertEach appends the rows whose events are not in the trail yet, one
+// statement per 500 rows (all in one transaction when there are more),
+// and returns the event ids it appended.
+func (s *store) insertEach(ctx context.Context, rows []entryRow) (map[string]bool, error) {
+	first := make(map[string]bool, len(rows))
+	write := func(tx *gorm.DB) error {
+		for start := 0; start < len(rows); start += entriesPerInsert {
+			chunk := rows[start:min(start+entriesPerInsert, len(rows))]
+			var sb strings.Builder
+			sb.WriteString(insertEntries)
+			args := make([]any, 0, 12*len(chunk))
+			for i, r := range chunk {
+				if i > 0 {
+					sb.WriteString(", ")
+				}
+				sb.WriteString(entryValues)
+				args = append(args, r.values()...)
+			}
+			sb.WriteString(onNewEntry + ` RETURNING event_id`)
+			var ids []string
+			if err := tx.Raw(sb.String(), args...).Scan(&ids).Error; err != nil {
+				return fmt.Errorf("audit %d events: %w", len(chunk), err)
+			}
+			for _, id := range ids {
+				first[id] = true
+			}
+		}
+		return nil
+	}
+	if len(rows) <= entriesPerInsert {
+		return first, write(s.db.WithContext(ctx))
+	}
+	return first, s.db.WithContext(ctx).Transaction(write)
 }
 
 func (s *store) list(ctx context.Context, f Filter) (page.Result[Entry], error) {

@@ -2,6 +2,7 @@ package reporting
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -89,6 +90,82 @@ func (c *Consumer) Handle(ctx context.Context, env events.Envelope) error {
 	} else {
 		c.events.WithLabelValues(env.EventType, outcomeDuplicate).Inc()
 		c.log.DebugContext(ctx, "event already applied", "event_id", env.EventID, "attempt", events.Attempt(ctx))
+	}
+	return nil
+}
+
+// HandleBatch applies envs as Handle applies each of them, in one
+// transaction: one inbox statement, one journal statement and one write
+// per aggregate table for the whole batch. Subscribe it with
+// events.WithBatch beside Handle: when it fails (an event reporting cannot
+// use, an order cancelled before its confirmation), nothing is written and
+// the bus hands the events to Handle one by one.
+func (c *Consumer) HandleBatch(ctx context.Context, envs []events.Envelope) error {
+	use := make([]events.Envelope, 0, len(envs))
+	skipped := make([]string, 0)
+	for _, env := range envs {
+		if !consumed(env.EventType) {
+			skipped = append(skipped, env.EventType)
+			continue
+		}
+		if err := env.Validate(); err != nil {
+			return err
+		}
+		use = append(use, env)
+	}
+	var applied []events.Envelope
+	if len(use) > 0 {
+		err := c.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			applied = applied[:0]
+			ids := make([]string, len(use))
+			for i, env := range use {
+				ids[i] = env.EventID
+			}
+			first, err := inbox.OnceEach(tx, Group, ids)
+			if err != nil {
+				return dbErr("inbox", err)
+			}
+			fresh := make([]events.Envelope, 0, len(first))
+			for _, env := range use {
+				if first[env.EventID] {
+					fresh = append(fresh, env)
+					delete(first, env.EventID) // an event given twice is applied once
+				}
+			}
+			journaled, err := journalEach(tx, fresh, c.o.now())
+			if err != nil {
+				return err
+			}
+			eff := newEffects()
+			for _, env := range fresh {
+				if !journaled[env.EventID] {
+					continue
+				}
+				if err := c.p.add(eff, env, dbOrders{tx: tx}); err != nil {
+					return err
+				}
+				applied = append(applied, env)
+			}
+			return eff.flush(tx)
+		})
+		if err != nil {
+			return dbErr(fmt.Sprintf("apply %d events", len(use)), err)
+		}
+	}
+	for _, typ := range skipped {
+		c.events.WithLabelValues(typ, outcomeSkipped).Inc()
+	}
+	done := make(map[string]bool, len(applied))
+	for _, env := range applied {
+		done[env.EventID] = true
+	}
+	for _, env := range use {
+		if done[env.EventID] {
+			c.events.WithLabelValues(env.EventType, outcomeApplied).Inc()
+			delete(done, env.EventID)
+		} else {
+			c.events.WithLabelValues(env.EventType, outcomeDuplicate).Inc()
+		}
 	}
 	return nil
 }

@@ -55,6 +55,41 @@ func journal(tx *gorm.DB, env events.Envelope, now time.Time) (bool, error) {
 	return res.RowsAffected == 1, nil
 }
 
+// journalEach is journal for several events, one statement per chunk: it
+// returns the ids it journaled now (an id already in the journal is left
+// as it is, and not returned).
+func journalEach(tx *gorm.DB, envs []events.Envelope, now time.Time) (map[string]bool, error) {
+	const cols = 7
+	done := make(map[string]bool, len(envs))
+	per := maxParams / cols
+	for start := 0; start < len(envs); start += per {
+		chunk := envs[start:min(start+per, len(envs))]
+		var sb strings.Builder
+		sb.WriteString(`INSERT INTO event_journal (event_id, event_type, aggregate_id, aggregate_version, occurred_at, applied_at, envelope) VALUES `)
+		args := make([]any, 0, cols*len(chunk))
+		for i, env := range chunk {
+			raw, err := json.Marshal(env)
+			if err != nil {
+				return nil, fmt.Errorf("encode event %s: %w", env.EventID, err)
+			}
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+			args = append(args, env.EventID, env.EventType, env.AggregateID, env.AggregateVersion, env.OccurredAt.UTC(), now, string(raw))
+		}
+		sb.WriteString(` ON CONFLICT (event_id) DO NOTHING RETURNING event_id`)
+		var ids []string
+		if err := tx.Raw(sb.String(), args...).Scan(&ids).Error; err != nil {
+			return nil, dbErr(fmt.Sprintf("journal %d events", len(chunk)), err)
+		}
+		for _, id := range ids {
+			done[id] = true
+		}
+	}
+	return done, nil
+}
+
 // maxParams keeps one multi-row statement under both engines' limits on
 // bound parameters (SQLite 32766, PostgreSQL 65535).
 const maxParams = 16000

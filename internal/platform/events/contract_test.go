@@ -36,6 +36,7 @@ func TestBusContract(t *testing.T) {
 		{"lag gauge follows the oldest unacknowledged event", testLagGauge},
 		{"subscription arguments are checked", testSubscribeValidation},
 		{"a message that keeps killing consumers is dead-lettered unhandled", testCrashLoopDeadLettered},
+		{"batches: a failed batch is handled one by one, its poison dead-lettered alone", testBatchFallsBackAlone},
 	}
 	for _, a := range adapters(t) {
 		t.Run(a.name, func(t *testing.T) {
@@ -634,5 +635,77 @@ func forceDeliveries(t *testing.T, bus Bus, group, stream string, n int) {
 		}
 	default:
 		t.Fatalf("no way to force deliveries on %T", bus)
+	}
+}
+
+// testBatchFallsBackAlone subscribes with a batch handler to a backlog:
+// the reads of several messages go to the batch handler and are acked
+// together; a batch holding the poison event fails as a whole, and its
+// events then go one by one through the handler, so the poison is retried
+// and dead-lettered alone while the rest are applied exactly once.
+func testBatchFallsBackAlone(t *testing.T, open opener) {
+	o := testOptions()
+	bus := open(t, o)
+	ctx := context.Background()
+	evs := makeEvents(t, ctx, "orders", 40)
+	poison := evs[5]
+	publish(t, bus, evs...) // a backlog: the first reads return full batches
+	rec := newRecorder()
+	var (
+		mu      sync.Mutex
+		batches []int // sizes of the batches that succeeded
+		failed  int
+	)
+	subscribe(t, bus, "reporting", []string{"orders"}, func(hctx context.Context, env Envelope) error {
+		rec.call(hctx, env)
+		if env.EventID == poison.EventID {
+			return errors.New("cannot apply")
+		}
+		rec.done(env)
+		return nil
+	}, WithBatch(func(hctx context.Context, envs []Envelope) error {
+		for _, env := range envs {
+			if env.EventID == poison.EventID {
+				mu.Lock()
+				failed++
+				mu.Unlock()
+				return errors.New("cannot apply the batch") // nothing applied
+			}
+		}
+		for _, env := range envs {
+			rec.call(hctx, env)
+			rec.done(env)
+		}
+		mu.Lock()
+		batches = append(batches, len(envs))
+		mu.Unlock()
+		return nil
+	}))
+	waitFor(t, 20*time.Second, "the poison dead-lettered and the rest applied", func() bool {
+		dl, err := bus.DeadLetters(ctx, "reporting", 10)
+		return err == nil && len(dl) == 1 && rec.okCount() == len(evs)-1
+	})
+	_ = bus.Close()
+	rec.checkExactlyOnce(t, "reporting", append(append([]Envelope(nil), evs[:5]...), evs[6:]...))
+	if n := rec.callsOf(poison.EventID); n != 10 {
+		t.Errorf("poison event handled alone %d times, want 10 (a failed batch is no delivery of its own)", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if failed != 1 {
+		t.Errorf("%d batches with the poison were tried, want 1 (its retries go one by one)", failed)
+	}
+	batched := 0
+	for _, n := range batches {
+		if n < 2 {
+			t.Errorf("a batch of %d: single messages go to the handler", n)
+		}
+		batched += n
+	}
+	if batched < len(evs)/2 {
+		t.Errorf("%d of %d events applied in batches (%v); a backlog should be read in batches", batched, len(evs), batches)
+	}
+	if n := metricValue(t, o.Registry, "events_processed_total", map[string]string{"outcome": OutcomeOK}); n != float64(len(evs)-1) {
+		t.Errorf("ok outcomes = %v, want %d", n, len(evs)-1)
 	}
 }

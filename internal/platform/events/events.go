@@ -176,6 +176,44 @@ func (e Envelope) Decode(v any) error {
 // error, or a panic, means "try again later".
 type Handler func(ctx context.Context, env Envelope) error
 
+// BatchHandler handles several events at once, all or none: it commits one
+// transaction holding the effect of every envelope before it returns nil, or
+// returns an error having changed nothing. Like a Handler it must be
+// idempotent per event (inbox.Once), since any of them may come again.
+//
+// A consumer that applies each event in a transaction of its own pays a
+// BEGIN, an inbox row, its writes and a COMMIT per event, and the bus an
+// ack per event; under load that is most of a checkout's database work.
+// With a BatchHandler the messages one read returns share all of it.
+//
+// When a batch fails, the bus hands each of its events to the
+// subscription's Handler alone: a bad event is retried and dead-lettered
+// by itself while the others go through, exactly as without batching.
+type BatchHandler func(ctx context.Context, envs []Envelope) error
+
+// SubscribeOption changes how a subscription consumes.
+type SubscribeOption func(*subscribeConfig)
+
+type subscribeConfig struct {
+	batch BatchHandler
+}
+
+// WithBatch makes the subscription hand bh every group of two or more
+// messages that one read returned (up to Options.BatchSize), and ack them
+// together; single messages, retries and messages past their delivery
+// limit still go through the Handler one by one.
+func WithBatch(bh BatchHandler) SubscribeOption {
+	return func(c *subscribeConfig) { c.batch = bh }
+}
+
+func subscribeOptions(opts []SubscribeOption) subscribeConfig {
+	var c subscribeConfig
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
+
 // Publisher appends envelopes to their streams. Publish returns only once
 // every envelope is durably in the bus; publishing an event id already in
 // its stream is a no-op where the adapter can tell (SQLBus always, RedisBus
@@ -192,7 +230,7 @@ type Publisher interface {
 // are delivered too (as far as the stream still holds them). The consumer
 // runs until ctx ends or the Subscription (or the bus) is closed.
 type Subscriber interface {
-	Subscribe(ctx context.Context, group string, streams []string, h Handler) (*Subscription, error)
+	Subscribe(ctx context.Context, group string, streams []string, h Handler, opts ...SubscribeOption) (*Subscription, error)
 }
 
 // Bus is what an adapter offers: publish, subscribe, inspect dead letters,

@@ -223,9 +223,9 @@ func publish(t *testing.T, bus Bus, envs ...Envelope) {
 	}
 }
 
-func subscribe(t *testing.T, bus Bus, group string, streams []string, h Handler) *Subscription {
+func subscribe(t *testing.T, bus Bus, group string, streams []string, h Handler, opts ...SubscribeOption) *Subscription {
 	t.Helper()
-	sub, err := bus.Subscribe(context.Background(), group, streams, h)
+	sub, err := bus.Subscribe(context.Background(), group, streams, h, opts...)
 	if err != nil {
 		t.Fatalf("subscribe %s: %v", group, err)
 	}

@@ -182,7 +182,7 @@ func (b *RedisBus) remember(stream string) {
 }
 
 // Subscribe starts a consumer of group on streams; see Subscriber.
-func (b *RedisBus) Subscribe(ctx context.Context, group string, streams []string, h Handler) (*Subscription, error) {
+func (b *RedisBus) Subscribe(ctx context.Context, group string, streams []string, h Handler, opts ...SubscribeOption) (*Subscription, error) {
 	if err := validateSubscription(group, streams, h); err != nil {
 		return nil, err
 	}
@@ -196,7 +196,7 @@ func (b *RedisBus) Subscribe(ctx context.Context, group string, streams []string
 		t.keys = append(t.keys, k)
 		t.byKey[k] = st
 	}
-	sub, err := startSubscription(ctx, group, streams, h, t, b.o, b.m, b.subs.remove)
+	sub, err := startSubscription(ctx, group, streams, h, subscribeOptions(opts), t, b.o, b.m, b.subs.remove)
 	if err != nil {
 		b.subs.unreserve(group, streams)
 		return nil, err
@@ -471,8 +471,22 @@ func (t *redisTransport) reclaim(ctx context.Context, limit int) ([]delivery, er
 	return out, nil
 }
 
-func (t *redisTransport) ack(ctx context.Context, d delivery) error {
-	return t.b.client.XAck(ctx, t.b.streamKey(d.stream), t.group, d.id).Err()
+func (t *redisTransport) ack(ctx context.Context, ds []delivery) error {
+	if len(ds) == 1 {
+		return t.b.client.XAck(ctx, t.b.streamKey(ds[0].stream), t.group, ds[0].id).Err()
+	}
+	// One XACK per stream, all in one round trip.
+	byStream := map[string][]string{}
+	for _, d := range ds {
+		byStream[d.stream] = append(byStream[d.stream], d.id)
+	}
+	_, err := t.b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for st, msgIDs := range byStream {
+			p.XAck(ctx, t.b.streamKey(st), t.group, msgIDs...)
+		}
+		return nil
+	})
+	return err
 }
 
 func (t *redisTransport) deadLetter(ctx context.Context, d delivery, cause string) error {

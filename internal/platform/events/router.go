@@ -51,8 +51,9 @@ type transport interface {
 	// reclaim takes over up to limit messages idle for ClaimMinIdle, whoever
 	// held them (a dead consumer, or this one after a failed ack).
 	reclaim(ctx context.Context, limit int) ([]delivery, error)
-	// ack removes d from the group's pending messages.
-	ack(ctx context.Context, d delivery) error
+	// ack removes ds from the group's pending messages, all in one go
+	// where the broker allows it.
+	ack(ctx context.Context, ds []delivery) error
 	// deadLetter moves d to the group's dead letters and acks it, atomically.
 	deadLetter(ctx context.Context, d delivery, cause string) error
 	// release hands unfinished messages back so another consumer can take
@@ -68,10 +69,13 @@ type Subscription struct {
 	group   string
 	streams []string
 	handler Handler
-	t       transport
-	o       Options
-	m       *Metrics
-	log     *slog.Logger
+	// batch, when set, takes the messages of one read together
+	// (WithBatch); handler still takes what the batch could not.
+	batch BatchHandler
+	t     transport
+	o     Options
+	m     *Metrics
+	log   *slog.Logger
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -89,7 +93,7 @@ const closeWait = 2500 * time.Millisecond
 
 // startSubscription prepares the groups and starts the run loop.
 // onStop runs once the loop has ended, however it ended.
-func startSubscription(ctx context.Context, group string, streams []string, h Handler, t transport, o Options, m *Metrics, onStop func(*Subscription)) (*Subscription, error) {
+func startSubscription(ctx context.Context, group string, streams []string, h Handler, c subscribeConfig, t transport, o Options, m *Metrics, onStop func(*Subscription)) (*Subscription, error) {
 	if err := t.prepare(ctx); err != nil {
 		return nil, fmt.Errorf("subscribe %s to %v: %w", group, streams, err)
 	}
@@ -97,7 +101,7 @@ func startSubscription(ctx context.Context, group string, streams []string, h Ha
 	// The subscription ends with ctx or Close, whichever comes first.
 	stop := context.AfterFunc(ctx, cancel)
 	s := &Subscription{
-		group: group, streams: streams, handler: h, t: t, o: o, m: m,
+		group: group, streams: streams, handler: h, batch: c.batch, t: t, o: o, m: m,
 		log:    o.Logger.With("consumer_group", group, "consumer", o.Consumer),
 		cancel: func() { stop(); cancel() },
 		done:   make(chan struct{}),
@@ -163,8 +167,9 @@ type retryEntry struct {
 	due time.Time
 }
 
-// run is the consumer loop. One message is handled at a time, so a
-// subscription never runs its handler concurrently with itself.
+// run is the consumer loop. One message (or one batch) is handled at a
+// time, so a subscription never runs its handlers concurrently with
+// themselves.
 func (s *Subscription) run(ctx context.Context) {
 	var (
 		retries     []retryEntry // sorted by due
@@ -232,6 +237,9 @@ func (s *Subscription) run(ctx context.Context) {
 			continue
 		}
 		failures = 0
+		if s.batch != nil {
+			batch = s.handleBatch(ctx, batch)
+		}
 		for i, d := range batch {
 			if ctx.Err() != nil {
 				held = append(held, batch[i:]...)
@@ -293,6 +301,63 @@ func (s *Subscription) handle(ctx context.Context, d delivery) (time.Time, handl
 	}
 }
 
+// handleBatch hands the batch handler the messages of ds it may take —
+// decoded, and within their delivery limit — and acks them together. It
+// returns what is left for handle, one by one: the messages it could not
+// take, or all of ds when there were fewer than two or the batch failed
+// (each is then tried alone, so a bad one cannot hold the others back).
+func (s *Subscription) handleBatch(ctx context.Context, ds []delivery) []delivery {
+	take := make([]delivery, 0, len(ds))
+	var alone []delivery
+	for _, d := range ds {
+		if d.badEnv != nil || d.deliveries > s.o.MaxDeliveries {
+			alone = append(alone, d)
+			continue
+		}
+		take = append(take, d)
+	}
+	if len(take) < 2 || ctx.Err() != nil {
+		return ds
+	}
+	start := time.Now()
+	err := s.callBatch(ctx, take)
+	if s.crashed.Load() {
+		return nil
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Info("event batch failed; handling its events one by one", "count", len(take), "err", err)
+		}
+		return ds
+	}
+	// Each message is charged its share of the batch's time.
+	share := time.Since(start).Seconds() / float64(len(take))
+	s.ack(ctx, take...)
+	for _, d := range take {
+		s.m.duration.WithLabelValues(s.group, d.env.EventType).Observe(share)
+		s.m.processed.WithLabelValues(s.group, d.env.EventType, OutcomeOK).Inc()
+	}
+	return alone
+}
+
+// callBatch runs the batch handler, a panic being an error like any other.
+// Its context carries the highest delivery count of the batch; each
+// envelope carries its own correlation id.
+func (s *Subscription) callBatch(ctx context.Context, ds []delivery) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("batch handler panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	envs := make([]Envelope, len(ds))
+	attempt := 0
+	for i, d := range ds {
+		envs[i] = d.env
+		attempt = max(attempt, d.deliveries)
+	}
+	return s.batch(context.WithValue(ctx, attemptKey{}, attempt), envs)
+}
+
 // call runs the handler with the event's correlation id and delivery count
 // in its context; a panic is an error like any other, so one bad event
 // cannot take the consumer down.
@@ -311,19 +376,19 @@ func (s *Subscription) call(ctx context.Context, d delivery) (err error) {
 
 // ack acknowledges after a successful handler. It runs on a context that
 // survives shutdown (briefly), so work committed just before Close is not
-// done twice. If it still fails the message stays pending and comes back
+// done twice. If it still fails the messages stay pending and come back
 // through reclaim: a redelivery, never a loss.
-func (s *Subscription) ack(ctx context.Context, d delivery) {
+func (s *Subscription) ack(ctx context.Context, ds ...delivery) {
 	attempts := 3
 	for i := 1; ; i++ {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		err := s.t.ack(actx, d)
+		err := s.t.ack(actx, ds)
 		cancel()
 		if err == nil {
 			return
 		}
 		if i >= attempts || ctx.Err() != nil {
-			s.log.Warn("event ack failed; it will be redelivered", "event_id", d.env.EventID, "err", err)
+			s.log.Warn("event ack failed; it will be redelivered", "event_id", ds[0].env.EventID, "count", len(ds), "err", err)
 			return
 		}
 		sleepCtx(ctx, 100*time.Millisecond)

@@ -235,7 +235,7 @@ func (b *SQLBus) wakeChan() <-chan struct{} {
 }
 
 // Subscribe starts a consumer of group on streams; see Subscriber.
-func (b *SQLBus) Subscribe(ctx context.Context, group string, streams []string, h Handler) (*Subscription, error) {
+func (b *SQLBus) Subscribe(ctx context.Context, group string, streams []string, h Handler, opts ...SubscribeOption) (*Subscription, error) {
 	if err := validateSubscription(group, streams, h); err != nil {
 		return nil, err
 	}
@@ -244,7 +244,7 @@ func (b *SQLBus) Subscribe(ctx context.Context, group string, streams []string, 
 		return nil, err
 	}
 	t := &sqlTransport{b: b, group: group, consumer: b.o.Consumer, streams: streams}
-	sub, err := startSubscription(ctx, group, streams, h, t, b.o, b.m, b.subs.remove)
+	sub, err := startSubscription(ctx, group, streams, h, subscribeOptions(opts), t, b.o, b.m, b.subs.remove)
 	if err != nil {
 		b.subs.unreserve(group, streams)
 		return nil, err
@@ -524,9 +524,21 @@ func (t *sqlTransport) reclaim(ctx context.Context, limit int) ([]delivery, erro
 	return out, nil
 }
 
-func (t *sqlTransport) ack(ctx context.Context, d delivery) error {
-	return t.b.db.WithContext(ctx).Exec(`DELETE FROM bus_pending WHERE grp = ? AND stream = ? AND seq = ?`,
-		t.group, d.stream, seqOf(d)).Error
+func (t *sqlTransport) ack(ctx context.Context, ds []delivery) error {
+	if len(ds) == 1 {
+		return t.b.db.WithContext(ctx).Exec(`DELETE FROM bus_pending WHERE grp = ? AND stream = ? AND seq = ?`,
+			t.group, ds[0].stream, seqOf(ds[0])).Error
+	}
+	bySeq := map[string][]int64{}
+	for _, d := range ds {
+		bySeq[d.stream] = append(bySeq[d.stream], seqOf(d))
+	}
+	var all []error
+	for st, seqs := range bySeq {
+		all = append(all, t.b.db.WithContext(ctx).Exec(`DELETE FROM bus_pending WHERE grp = ? AND stream = ? AND seq IN ?`,
+			t.group, st, seqs).Error)
+	}
+	return errors.Join(all...)
 }
 
 func (t *sqlTransport) deadLetter(ctx context.Context, d delivery, cause string) error {

@@ -11,6 +11,7 @@ package inbox
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -45,6 +46,47 @@ func Once(tx *gorm.DB, consumer, eventID string) (first bool, err error) {
 		return false, fmt.Errorf("inbox %s %s: %w", consumer, eventID, res.Error)
 	}
 	return res.RowsAffected == 1, nil
+}
+
+// onceChunk bounds the rows of one OnceEach statement (3 parameters each),
+// well under both engines' limits on bound parameters.
+const onceChunk = 500
+
+// OnceEach is Once for several events in one statement per 500: it
+// records every id of eventIDs not yet processed by consumer and returns
+// the set of those it recorded now, the ones whose work the caller must
+// do in tx. An id given twice is recorded (and returned) once.
+func OnceEach(tx *gorm.DB, consumer string, eventIDs []string) (first map[string]bool, err error) {
+	if consumer == "" {
+		return nil, fmt.Errorf("inbox: consumer is required: %w", errs.Invalid)
+	}
+	first = make(map[string]bool, len(eventIDs))
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	for start := 0; start < len(eventIDs); start += onceChunk {
+		chunk := eventIDs[start:min(start+onceChunk, len(eventIDs))]
+		var sb strings.Builder
+		sb.WriteString(`INSERT INTO processed_events (consumer, event_id, processed_at) VALUES `)
+		args := make([]any, 0, 3*len(chunk))
+		for i, id := range chunk {
+			if id == "" {
+				return nil, fmt.Errorf("inbox: event id is required: %w", errs.Invalid)
+			}
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString("(?, ?, ?)")
+			args = append(args, consumer, id, now)
+		}
+		sb.WriteString(` ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id`)
+		var recorded []string
+		if err := tx.Raw(sb.String(), args...).Scan(&recorded).Error; err != nil {
+			return nil, fmt.Errorf("inbox %s: %d events: %w", consumer, len(chunk), err)
+		}
+		for _, id := range recorded {
+			first[id] = true
+		}
+	}
+	return first, nil
 }
 
 // Prune forgets events processed more than olderThan ago, so the table does

@@ -2,6 +2,8 @@ package inbox
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -130,6 +132,61 @@ func TestPrune(t *testing.T) {
 		}
 		if _, err := Prune(context.Background(), gdb, 0); !errs.IsKind(err, errs.Invalid) {
 			t.Errorf("Prune(0): %v, want Invalid", err)
+		}
+	})
+}
+
+func TestOnceEach(t *testing.T) {
+	t.Parallel()
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		t.Parallel()
+		gdb := openDB(t, b)
+		each := func(ids ...string) map[string]bool {
+			t.Helper()
+			var first map[string]bool
+			if err := gdb.Transaction(func(tx *gorm.DB) error {
+				var err error
+				first, err = OnceEach(tx, "reporting", ids)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return first
+		}
+		once(t, gdb, "reporting", "evt_b")
+		got := each("evt_a", "evt_b", "evt_c", "evt_a")
+		if len(got) != 2 || !got["evt_a"] || !got["evt_c"] {
+			t.Errorf("first = %v, want evt_a and evt_c (evt_b was processed, evt_a given twice)", got)
+		}
+		if got := each("evt_a", "evt_c", "evt_d"); len(got) != 1 || !got["evt_d"] {
+			t.Errorf("second batch first = %v, want only evt_d", got)
+		}
+		if once(t, gdb, "reporting", "evt_d") {
+			t.Error("Once after OnceEach reported first")
+		}
+		// A rolled-back batch leaves no trace.
+		_ = gdb.Transaction(func(tx *gorm.DB) error {
+			if first, err := OnceEach(tx, "reporting", []string{"evt_e", "evt_f"}); err != nil || len(first) != 2 {
+				t.Fatalf("OnceEach = %v, %v", first, err)
+			}
+			return errs.Unavailable
+		})
+		if got := each("evt_e"); !got["evt_e"] {
+			t.Error("an id of a rolled-back batch is not first on retry")
+		}
+		// More ids than one statement holds.
+		many := make([]string, onceChunk+7)
+		for i := range many {
+			many[i] = fmt.Sprintf("evt_many_%d", i)
+		}
+		if got := each(many...); len(got) != len(many) {
+			t.Errorf("%d of %d ids recorded across chunks", len(got), len(many))
+		}
+		if err := gdb.Transaction(func(tx *gorm.DB) error {
+			_, err := OnceEach(tx, "reporting", []string{"evt_x", ""})
+			return err
+		}); !errors.Is(err, errs.Invalid) {
+			t.Errorf("empty id: err = %v, want Invalid", err)
 		}
 	})
 }
