@@ -1,6 +1,7 @@
 package saga
 
 import (
+	"context"
 	"time"
 
 	"gorm.io/gorm"
@@ -41,6 +42,16 @@ type CheckoutFailed struct {
 // publishOutcome adds the event of a checkout that just reached its final
 // state in tx.
 func publishOutcome(tx *gorm.DB, row *sagaRow) error {
+	env, err := outcomeEvent(tx.Statement.Context, row)
+	if err != nil {
+		return err
+	}
+	return outbox.Add(tx, env)
+}
+
+// outcomeEvent is the event of a checkout whose final state row holds,
+// at row.Version.
+func outcomeEvent(ctx context.Context, row *sagaRow) (events.Envelope, error) {
 	at := row.UpdatedAt
 	if row.FinishedAt != nil {
 		at = *row.FinishedAt
@@ -58,9 +69,5 @@ func publishOutcome(tx *gorm.DB, row *sagaRow) error {
 		data = CheckoutFailed{SagaID: row.ID, CustomerID: row.CustomerID, FailedStep: row.FailedStep, Reason: row.Error,
 			Compensated: true, FailedAt: at}
 	}
-	env, err := events.New(tx.Statement.Context, eventType, row.ID, int64(row.Version), data)
-	if err != nil {
-		return err
-	}
-	return outbox.Add(tx, env)
+	return events.New(ctx, eventType, row.ID, int64(row.Version), data)
 }

@@ -36,6 +36,13 @@ func TestCheckoutOutcomeEvents(t *testing.T) {
 		if first.EventType != CheckoutCompletedEvent || done.SagaID != ok.SagaID || done.OrderID != ok.OrderID || done.TotalCents != expectedTotal(t, line{p, 2}) {
 			t.Fatalf("completed event: %+v %+v", first, done)
 		}
+		// The event carries the version of the write that made the saga
+		// final, which is the version the row still has.
+		var stored int64
+		must(t, e.sagaDB.Raw(`SELECT version FROM sagas WHERE id = ?`, ok.SagaID).Scan(&stored).Error)
+		if first.AggregateVersion != stored {
+			t.Errorf("completed event at version %d, saga row at %d", first.AggregateVersion, stored)
+		}
 		var failed CheckoutFailed
 		must(t, second.Decode(&failed))
 		if second.EventType != CheckoutFailedEvent || failed.FailedStep != "payment" {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/retailco/pos/internal/platform/db"
 	"github.com/retailco/pos/internal/platform/errs"
+	"github.com/retailco/pos/internal/platform/outbox"
 	"github.com/retailco/pos/internal/platform/page"
 )
 
@@ -339,6 +340,9 @@ func (s *store) commit(ctx context.Context, row *sagaRow, write func(tx *gorm.DB
 }
 
 func (s *store) save(ctx context.Context, row *sagaRow, owner string) error {
+	if s.oneStatement {
+		return s.saveInOneStatement(ctx, row, owner, nil)
+	}
 	return s.commit(ctx, row, func(tx *gorm.DB) error { return saveTx(tx, row, owner) })
 }
 
@@ -356,10 +360,7 @@ type stepWrite struct {
 // on the way forward, the next step's first attempt with them — so a crash
 // can never leave a step done and the saga not knowing it.
 func (s *store) saveWithSteps(ctx context.Context, row *sagaRow, owner string, steps ...stepWrite) error {
-	// The write that makes a checkout final adds its outcome event to the
-	// outbox, which outbox.Add does in a transaction; every other write
-	// can be a single statement.
-	if s.oneStatement && !row.makesFinal() {
+	if s.oneStatement {
 		return s.saveInOneStatement(ctx, row, owner, steps)
 	}
 	return s.commit(ctx, row, func(tx *gorm.DB) error {
@@ -386,11 +387,12 @@ func (s *store) saveWithSteps(ctx context.Context, row *sagaRow, owner string, s
 
 // saveInOneStatement is saveWithSteps as one PostgreSQL statement: the
 // saga's version-checked UPDATE in a CTE whose RETURNING row the step
-// writes depend on, so that all of them happen or (the version or owner
-// is not what this orchestrator wrote last) none. A saga write is the
-// checkout's most frequent database call; as a transaction it costs
-// BEGIN, three statements and COMMIT, each a round trip that holds a
-// pooled connection.
+// writes — and, for the write that makes a checkout final, its outcome
+// event's outbox row — depend on, so that all of them happen or (the
+// version or owner is not what this orchestrator wrote last) none. A saga
+// write is the checkout's most frequent database call; as a transaction
+// it costs BEGIN, three or four statements and COMMIT, each a round trip
+// that holds a pooled connection.
 func (s *store) saveInOneStatement(ctx context.Context, row *sagaRow, owner string, steps []stepWrite) error {
 	var q strings.Builder
 	q.WriteString(`WITH s AS (UPDATE sagas SET status = ?, version = ?, reservation_id = ?, payment_id = ?, order_id = ?,
@@ -418,6 +420,22 @@ func (s *store) saveInOneStatement(ctx context.Context, row *sagaRow, owner stri
  error_kind = ?, attempted_at = ?, finished_at = ? WHERE saga_id = ? AND seq = ? AND EXISTS (SELECT 1 FROM s))`, i)
 		args = append(args, st.Status, st.Attempts, st.Request, st.Response, st.Error, st.ErrorKind, st.AttemptedAt,
 			st.FinishedAt, st.SagaID, st.Seq)
+	}
+	if row.makesFinal() {
+		// Exactly once: only the write that makes it final carries it.
+		final := *row
+		final.Version++
+		env, err := outcomeEvent(ctx, &final)
+		if err != nil {
+			return err
+		}
+		vals, err := outbox.Values(env)
+		if err != nil {
+			return err
+		}
+		q.WriteString(`, ob AS (INSERT INTO outbox (` + outbox.Columns + `)
+ SELECT ?::text, ?::text, ?::text, ?::text, ?::timestamptz FROM s)`)
+		args = append(args, vals[0]...)
 	}
 	q.WriteString(` SELECT id FROM s`)
 	updated, err := s.ids(ctx, q.String(), args...)
