@@ -2,13 +2,16 @@ package product
 
 import (
 	"context"
+	"errors"
 	"testing"
 
+	"github.com/retailco/pos/internal/platform/errs"
 	"github.com/retailco/pos/internal/platform/page"
 	"github.com/retailco/pos/internal/platform/testkit"
 )
 
-// TestListNeverServesAStalePage: list pages are cached, yet every change
+// TestListNeverServesAStalePage: list pages and products by id are cached,
+// yet every change
 // is seen by the next list, whoever made it: this process, another
 // process on the same database (a second service: its own cache), or an
 // operator with SQL. The price is what matters most: a cart must never be
@@ -36,6 +39,18 @@ func TestListNeverServesAStalePage(t *testing.T) {
 		if got := price(svc); got != 100 { // from the cache now
 			t.Fatalf("price %d", got)
 		}
+		// GetProduct is what carts price lines with.
+		unitPrice := func(s Service) int64 {
+			t.Helper()
+			got, err := s.GetProduct(ctx, p.ID)
+			must(t, err)
+			return got.PriceCents
+		}
+		for range 2 { // the second from the cache
+			if got := unitPrice(svc); got != 100 {
+				t.Fatalf("GetProduct price %d", got)
+			}
+		}
 
 		steps := []struct {
 			name   string
@@ -62,6 +77,22 @@ func TestListNeverServesAStalePage(t *testing.T) {
 			if got := price(other); got != s.want {
 				t.Errorf("after a change by %s, the other process: price %d, want %d", s.name, got, s.want)
 			}
+			if got := unitPrice(svc); got != s.want {
+				t.Errorf("after a change by %s: GetProduct price %d, want %d", s.name, got, s.want)
+			}
+			if got := unitPrice(other); got != s.want {
+				t.Errorf("after a change by %s, the other process: GetProduct price %d, want %d", s.name, got, s.want)
+			}
+		}
+		// A product deleted by hand is gone at once, not served from the cache.
+		must(t, gdb.Exec(`INSERT INTO products (id, sku, name, description, price_cents, currency, alert_threshold, active, version, created_at, updated_at)
+			SELECT 'prd_gone', 'C-GONE', name, description, price_cents, currency, alert_threshold, active, version, created_at, updated_at FROM products WHERE id = ?`, p.ID).Error)
+		if _, err := svc.GetProduct(ctx, "prd_gone"); err != nil {
+			t.Fatalf("GetProduct of a product inserted by hand: %v", err)
+		}
+		must(t, gdb.Exec(`DELETE FROM products WHERE id = 'prd_gone'`).Error)
+		if _, err := svc.GetProduct(ctx, "prd_gone"); !errors.Is(err, errs.NotFound) {
+			t.Errorf("GetProduct after a delete by hand: %v, want NotFound", err)
 		}
 
 		// New and archived products change the totals too.

@@ -82,13 +82,18 @@ type store struct {
 	// page cache off.
 	sqlDB *sql.DB
 	pages *readcache.Versioned[pageKey, page.Result[Product]]
+	// byID keeps products by id under the same version: carts price
+	// every line they add with one.
+	byID *readcache.Versioned[string, Product]
 	// version shares the reads of the catalog version among concurrent
 	// lists (see readcache.Coalescer).
 	version *readcache.Coalescer[struct{}, int64]
 }
 
 func newStore(gdb *gorm.DB) *store {
-	s := &store{db: gdb, pages: readcache.NewVersioned[pageKey](clonePage)}
+	s := &store{db: gdb, pages: readcache.NewVersioned[pageKey](clonePage),
+		// Product holds only values: a copy shares nothing.
+		byID: readcache.NewVersioned[string](func(p Product) Product { return p })}
 	if sqlDB, err := gdb.DB(); err == nil {
 		s.sqlDB = sqlDB
 	}
@@ -110,7 +115,19 @@ func (s *store) insertProduct(ctx context.Context, p Product) error {
 	return nil
 }
 
+// product serves a product from the cache when the catalog has not
+// changed since it was read (see readcache.Versioned), else from the
+// database. A missing product is never cached: it is read again.
 func (s *store) product(ctx context.Context, id string) (Product, error) {
+	if s.sqlDB == nil {
+		return s.queryProduct(ctx, id)
+	}
+	return s.byID.Through(ctx, s.version, id, func(ctx context.Context) (Product, error) {
+		return s.queryProduct(ctx, id)
+	})
+}
+
+func (s *store) queryProduct(ctx context.Context, id string) (Product, error) {
 	var row productRow
 	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&row).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
