@@ -1,6 +1,7 @@
 package order
 
 import (
+	"context"
 	"time"
 
 	"gorm.io/gorm"
@@ -44,6 +45,15 @@ type OrderEvent struct {
 
 // publish adds the event of eventType about o to the outbox inside tx.
 func publish(tx *gorm.DB, eventType string, o Order) error {
+	env, err := orderEvent(tx.Statement.Context, eventType, o)
+	if err != nil {
+		return err
+	}
+	return outbox.Add(tx, env)
+}
+
+// orderEvent is the event of type eventType about o as it now stands.
+func orderEvent(ctx context.Context, eventType string, o Order) (events.Envelope, error) {
 	data := OrderEvent{
 		OrderID: o.ID, CustomerID: o.CustomerID, LocationID: o.LocationID, SubtotalCents: o.SubtotalCents,
 		TaxCents: o.TaxCents, TotalCents: o.TotalCents, Currency: o.Currency,
@@ -53,9 +63,5 @@ func publish(tx *gorm.DB, eventType string, o Order) error {
 		data.Lines = append(data.Lines, EventLine{ProductID: l.ProductID, SKU: l.SKU, Name: l.Name,
 			Quantity: int64(l.Quantity), UnitPriceCents: l.UnitPriceCents, LineTotalCents: l.LineTotalCents})
 	}
-	env, err := events.New(tx.Statement.Context, eventType, o.ID, int64(o.Version), data)
-	if err != nil {
-		return err
-	}
-	return outbox.Add(tx, env)
+	return events.New(ctx, eventType, o.ID, int64(o.Version), data)
 }

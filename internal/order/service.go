@@ -11,6 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/retailco/pos/internal/platform/db"
 	"github.com/retailco/pos/internal/platform/errs"
 	"github.com/retailco/pos/internal/platform/ids"
 	"github.com/retailco/pos/internal/platform/page"
@@ -26,7 +27,7 @@ var _ Service = (*service)(nil)
 
 // New returns the local order service on gdb (already migrated).
 func New(gdb *gorm.DB) Service {
-	return &service{store: &store{db: gdb}, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+	return &service{store: &store{db: gdb, oneStatement: db.DialectOf(gdb) == db.Postgres}, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 }
 
 var (
