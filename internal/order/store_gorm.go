@@ -234,8 +234,30 @@ func (s *store) bySaga(ctx context.Context, sagaID string) (Order, error) {
 	return s.withLines(ctx, s.db.WithContext(ctx), row)
 }
 
+// order reads an order with its lines in one query (every shopper reads
+// their new order back; two queries were two round trips). An order
+// without lines, which the service never creates, or none at all, is read
+// the long way, which tells them apart.
 func (s *store) order(ctx context.Context, id string) (Order, error) {
-	return s.orderTx(ctx, s.db.WithContext(ctx), id)
+	var rows []struct {
+		Order orderRow `gorm:"embedded"`
+		Line  lineRow  `gorm:"embedded;embeddedPrefix:l_"`
+	}
+	err := s.db.WithContext(ctx).Raw(`SELECT o.*, l.order_id AS l_order_id, l.line_no AS l_line_no, l.product_id AS l_product_id,
+		l.sku AS l_sku, l.name AS l_name, l.unit_price_cents AS l_unit_price_cents, l.quantity AS l_quantity,
+		l.line_total_cents AS l_line_total_cents
+		FROM orders o JOIN order_lines l ON l.order_id = o.id WHERE o.id = ? ORDER BY l.line_no`, id).Scan(&rows).Error
+	if err != nil {
+		return Order{}, fmt.Errorf("get order: %w", err)
+	}
+	if len(rows) == 0 {
+		return s.orderTx(ctx, s.db.WithContext(ctx), id)
+	}
+	lines := make([]lineRow, len(rows))
+	for i, r := range rows {
+		lines[i] = r.Line
+	}
+	return rows[0].Order.domain(lines)
 }
 
 func (s *store) orderTx(ctx context.Context, tx *gorm.DB, id string) (Order, error) {

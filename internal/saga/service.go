@@ -171,6 +171,11 @@ type Orchestrator struct {
 	// running holds the sagas driven in this process.
 	running map[string]*driver
 	online  string
+	// locations are the location ids inventory has confirmed. Inventory
+	// offers no way to delete or rename one, so a location that existed
+	// still does: every checkout names the same few, and asking again
+	// each time was a database read per checkout.
+	locations sync.Map
 }
 
 var _ Service = (*Orchestrator)(nil)
@@ -386,12 +391,16 @@ func failedError(row sagaRow) error {
 // location resolves where a checkout takes its stock.
 func (o *Orchestrator) location(ctx context.Context, id string) (string, error) {
 	if id != "" {
+		if _, known := o.locations.Load(id); known {
+			return id, nil
+		}
 		if _, err := o.deps.Inventory.GetLocation(ctx, id); err != nil {
 			if errs.IsKind(err, errs.NotFound) {
 				return "", errs.Field("location_id", "no location %q", id)
 			}
 			return "", fmt.Errorf("check location %s: %w", id, err)
 		}
+		o.locations.Store(id, struct{}{})
 		return id, nil
 	}
 	o.mu.Lock()
