@@ -307,7 +307,7 @@ func newWiring(ctx context.Context, cfg config.Config, log *slog.Logger, hosted 
 			return nil, err
 		}
 		consumer := notification.NewConsumer(gdb, customers, sender, notification.Options{Logger: log, Registerer: w.reg})
-		if err := w.consume(ctx, notification.Group, notification.Streams, consumer.Handle); err != nil {
+		if err := w.consume(ctx, notification.Group, notification.Streams, consumer.Handle, events.WithBatch(consumer.HandleBatch)); err != nil {
 			return nil, err
 		}
 		svc := notification.New(gdb)

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
+	"github.com/retailco/pos/internal/platform/correlation"
 	"github.com/retailco/pos/internal/platform/errs"
 	"github.com/retailco/pos/internal/platform/events"
 	"github.com/retailco/pos/internal/platform/ids"
@@ -18,7 +19,8 @@ import (
 )
 
 // Consumer turns claim and order events into notifications. Subscribe its
-// Handle under Group to Streams; see the package doc for what it promises.
+// Handle under Group to Streams, with HandleBatch given as
+// events.WithBatch; see the package doc for what it promises.
 type Consumer struct {
 	store     *store
 	customers Customers
@@ -40,7 +42,7 @@ func NewConsumer(gdb *gorm.DB, customers Customers, sender Sender, o Options) *C
 		outcomes = pm.Register(o.Registerer, outcomes)
 	}
 	return &Consumer{
-		store: &store{db: gdb}, customers: customers, sender: sender, o: o,
+		store: newStore(gdb), customers: customers, sender: sender, o: o,
 		log: o.Logger.With("context", Name), outcomes: outcomes,
 	}
 }
@@ -55,38 +57,138 @@ const reasonUnknown = "delivery outcome unknown: the consumer stopped between se
 // An error means "deliver the event again later"; see the package doc for
 // which failures are errors and which are recorded.
 func (c *Consumer) Handle(ctx context.Context, env events.Envelope) error {
-	if !notifies(env.EventType) {
+	return c.apply(ctx, []events.Envelope{env})
+}
+
+// HandleBatch applies envs as Handle applies each of them, sharing the
+// statements: one recording for every event (one statement on
+// PostgreSQL), one claim of every row to send, the sends, and one
+// statement marking every accepted send. Subscribe it with
+// events.WithBatch beside Handle.
+//
+// The recording is all or none, as the bus asks; the sends cannot be, so
+// an error may come after some messages went out (a send refused for now,
+// a database error while recording the outcomes). The bus then hands each
+// event to Handle, which sends none of them again: the events are in the
+// inbox, so Handle reads their rows instead of recording new ones; a sent
+// row was marked sent before HandleBatch returned, and a row whose mark
+// failed is still in flight, which Handle gives up as "outcome unknown"
+// without sending. What Handle does send is what HandleBatch left
+// pending: rows refused for now (their next attempt comes at once rather
+// than after the bus's backoff), rows never claimed (the claim failed)
+// and rows handed back unsent (a sender that panicked). Handle runs after
+// HandleBatch has returned (the bus handles one message or batch at a
+// time per subscription), so none of this races with the batch's sends.
+func (c *Consumer) HandleBatch(ctx context.Context, envs []events.Envelope) error {
+	return c.apply(ctx, envs)
+}
+
+// apply is Handle and HandleBatch. It plans before it knows whether an
+// event is new, since on a first delivery reading the event's rows first
+// would find nothing; when the bus says the delivery is not the first
+// (events.Attempt, or a call from outside the bus), the rows are read
+// first, and an event already recorded is sent as recorded, without
+// asking the customer context again.
+func (c *Consumer) apply(ctx context.Context, envs []events.Envelope) error {
+	todo := make([]events.Envelope, 0, len(envs))
+	seen := make(map[string]bool, len(envs))
+	for _, env := range envs {
+		if notifies(env.EventType) && !seen[env.EventID] {
+			seen[env.EventID] = true // an event given twice is applied once
+			todo = append(todo, env)
+		}
+	}
+	if len(todo) == 0 {
 		return nil
 	}
-	rows, err := c.store.byEvent(ctx, env.EventID)
-	if err != nil {
+	firstDelivery := events.Attempt(ctx) == 1
+	var rows []notificationRow
+	if !firstDelivery {
+		var err error
+		if rows, err = c.store.byEvent(ctx, eventIDs(todo)...); err != nil {
+			return err
+		}
+		todo = unrecorded(todo, rows)
+	}
+	planned := make([]eventRows, 0, len(todo))
+	for _, env := range todo {
+		// The envelope's correlation id goes with the customer lookup (a
+		// batch's context carries none).
+		p, err := c.plan(correlation.With(ctx, env.CorrelationID), env)
+		if err == nil {
+			planned = append(planned, eventRows{eventID: env.EventID, rows: p})
+			continue
+		}
+		if firstDelivery {
+			// A first delivery by the bus's count may still find its event
+			// recorded (a batch recorded it and then failed, or a producer
+			// published it twice): its rows are sent without a plan, as on
+			// any redelivery.
+			recorded, rerr := c.store.byEvent(ctx, env.EventID)
+			if rerr == nil && len(recorded) > 0 {
+				rows = append(rows, recorded...)
+				continue
+			}
+		}
+		// Nothing is written yet (but the claim → customer row, which
+		// is harmless): a batch fails whole and the bus hands each event
+		// to Handle.
 		return err
 	}
-	if len(rows) == 0 {
-		// First delivery (or an earlier one that failed before recording):
-		// look the recipients up and record what to send.
-		planned, err := c.plan(ctx, env)
+	if len(planned) > 0 {
+		first, err := c.store.record(ctx, planned)
 		if err != nil {
 			return err
 		}
-		first, err := c.store.record(ctx, env.EventID, planned)
-		if err != nil {
-			return err
-		}
-		if first {
-			for _, r := range planned {
+		var repeats []string
+		for _, p := range planned {
+			if !first[p.eventID] {
+				repeats = append(repeats, p.eventID)
+				continue
+			}
+			// Recorded now: the rows to send are exactly the planned ones.
+			for _, r := range p.rows {
 				if Status(r.Status) != StatusPending {
 					c.outcomes.WithLabelValues(r.EventType, r.Channel, r.Status).Inc()
 				}
 			}
+			rows = append(rows, p.rows...)
 		}
-		// Read back: a concurrent delivery may have recorded first, and
-		// its rows are the ones to send.
-		if rows, err = c.store.byEvent(ctx, env.EventID); err != nil {
-			return err
+		if len(repeats) > 0 {
+			// A concurrent delivery recorded these first: its rows, not
+			// the planned ones (never written), are the ones to send.
+			recorded, err := c.store.byEvent(ctx, repeats...)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, recorded...)
 		}
 	}
 	return c.deliver(ctx, rows)
+}
+
+// eventIDs are the ids of envs.
+func eventIDs(envs []events.Envelope) []string {
+	ids := make([]string, len(envs))
+	for i, env := range envs {
+		ids[i] = env.EventID
+	}
+	return ids
+}
+
+// unrecorded keeps the envelopes of envs that have no row among rows.
+func unrecorded(envs []events.Envelope, rows []notificationRow) []events.Envelope {
+	recorded := make(map[string]bool, len(rows))
+	for _, r := range rows {
+		recorded[r.EventID] = true
+	}
+	out := envs[:0]
+	for _, env := range envs {
+		if !recorded[env.EventID] {
+			out = append(out, env)
+		}
+	}
+	return out
 }
 
 // plan decides who is told what about env.
@@ -201,10 +303,21 @@ func (c *Consumer) row(env events.Envelope, recipientID, recipient string, ch Ch
 	}
 }
 
-// deliver sends the pending rows of one event. Rows whose send fails for
-// now stay pending and make the event fail, so the bus delivers it again.
+// deliver sends the pending rows given, of one event or of several. A
+// row found in flight is given up as "outcome unknown". The others are
+// claimed together, the claim committed before the first send, then sent
+// one by one, and the outcomes recorded by settle. Rows whose send fails
+// for now stay pending and make the call fail, so the bus delivers the
+// event again.
+//
+// Claiming together means that a crash (a killed process, not a
+// shutdown) during a send leaves every claimed row not yet settled in
+// flight, and the redelivery gives all of them up as "outcome unknown",
+// not just the one being sent: the price of one claim per delivery
+// instead of one per row. A panicking sender is not such a crash (the bus
+// recovers the panic), and the rows it never reached are handed back.
 func (c *Consumer) deliver(ctx context.Context, rows []notificationRow) error {
-	var retry []error
+	var sendable []notificationRow
 	for _, r := range rows {
 		if Status(r.Status) != StatusPending {
 			continue
@@ -222,42 +335,122 @@ func (c *Consumer) deliver(ctx context.Context, rows []notificationRow) error {
 			}
 			continue
 		}
-		if err := c.send(ctx, r); err != nil {
-			retry = append(retry, err)
+		sendable = append(sendable, r)
+	}
+	if len(sendable) == 0 {
+		return nil
+	}
+	taken, err := c.store.claim(ctx, rowIDs(sendable))
+	if err != nil {
+		return err
+	}
+	mine := sendable[:0] // the rest: another consumer has them, or they are done
+	for _, r := range sendable {
+		if taken[r.ID] {
+			mine = append(mine, r)
 		}
 	}
-	// errors.Join keeps every error's kind visible to errors.Is.
+	results, untried := c.sendAll(ctx, mine)
+	return c.settle(ctx, results, untried)
+}
+
+// sendAll sends the claimed rows one by one until ctx ends, and returns
+// how each send went and the rows it never handed to the sender.
+func (c *Consumer) sendAll(ctx context.Context, rows []notificationRow) (results []sendResult, untried []notificationRow) {
+	handed := 0
+	defer func() {
+		if p := recover(); p != nil {
+			// The row the sender panicked on stays in flight (whether it
+			// went out is unknown); the outcomes known are recorded and
+			// the rows after it handed back, so a redelivery sends them.
+			_ = c.settle(ctx, results, rows[handed:])
+			panic(p)
+		}
+	}()
+	for handed < len(rows) && ctx.Err() == nil {
+		r := rows[handed]
+		handed++
+		results = append(results, c.send(ctx, r))
+	}
+	return results, rows[handed:]
+}
+
+// sendResult is how one send went.
+type sendResult struct {
+	row notificationRow
+	err error // nil: accepted
+	// interrupted: ctx had ended when the send returned, so err says
+	// "cut short", not "refused".
+	interrupted bool
+}
+
+// send makes one attempt at one claimed row.
+func (c *Consumer) send(ctx context.Context, r notificationRow) sendResult {
+	sctx, cancel := context.WithTimeout(ctx, c.o.SendTimeout)
+	defer cancel()
+	err := c.sender.Send(sctx, Message{ID: r.ID, Channel: Channel(r.Channel), To: r.Recipient, Subject: r.Subject, Body: r.Body})
+	return sendResult{row: r, err: err, interrupted: err != nil && ctx.Err() != nil}
+}
+
+// settle records how the sends went: every accepted send in one
+// statement, then each refusal (it carries its own reason), then the
+// claimed rows never handed to the sender, given back whole. It records
+// even when ctx has ended (shutdown): the sends happened or not
+// regardless, and a row left in flight would be given up as "outcome
+// unknown" by the next delivery. The error joins everything that calls
+// for a redelivery; errors.Join keeps every error's kind visible to
+// errors.Is.
+func (c *Consumer) settle(ctx context.Context, results []sendResult, untried []notificationRow) error {
+	var retry []error
+	var sent []string
+	for _, res := range results {
+		if res.err == nil {
+			sent = append(sent, res.row.ID)
+		}
+	}
+	if len(sent) > 0 {
+		rctx, cancel := recordContext(ctx)
+		changed, err := c.store.markSent(rctx, sent, c.now())
+		cancel()
+		if err != nil {
+			retry = append(retry, err)
+		}
+		for _, res := range results {
+			if changed[res.row.ID] {
+				c.outcomes.WithLabelValues(res.row.EventType, res.row.Channel, string(StatusSent)).Inc()
+			}
+		}
+	}
+	for _, res := range results {
+		if res.err != nil {
+			if err := c.refused(ctx, res); err != nil {
+				retry = append(retry, err)
+			}
+		}
+	}
+	if len(untried) > 0 {
+		rctx, cancel := recordContext(ctx)
+		err := c.store.unclaim(rctx, rowIDs(untried))
+		cancel()
+		if err != nil {
+			retry = append(retry, err)
+		}
+		retry = append(retry, fmt.Errorf("%d notifications not sent: %w", len(untried), context.Cause(ctx)))
+	}
 	return errors.Join(retry...)
 }
 
-// send makes one attempt at one row and records how it went.
-func (c *Consumer) send(ctx context.Context, r notificationRow) error {
-	mine, err := c.store.begin(ctx, r.ID)
-	if err != nil || !mine {
-		return err // !mine: another consumer has it, or it is done
-	}
-	attempt := r.Attempts + 1
-	sctx, cancel := context.WithTimeout(ctx, c.o.SendTimeout)
-	sendErr := c.sender.Send(sctx, Message{ID: r.ID, Channel: Channel(r.Channel), To: r.Recipient, Subject: r.Subject, Body: r.Body})
-	cancel()
-	// The outcome is recorded even when ctx ended meanwhile (shutdown): the
-	// send happened or not regardless, and a row left in flight would be
-	// given up as "outcome unknown" by the next delivery.
-	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer rcancel()
+// refused records a send that was not accepted; the error, if any, calls
+// for a redelivery.
+func (c *Consumer) refused(ctx context.Context, res sendResult) error {
+	r, sendErr := res.row, res.err
+	attempt := r.Attempts + 1 // the claim counted it
+	rctx, cancel := recordContext(ctx)
+	defer cancel()
 	switch {
-	case sendErr == nil:
-		changed, err := c.store.markSent(rctx, r.ID, c.now())
-		if err != nil {
-			return err
-		}
-		if changed {
-			c.outcomes.WithLabelValues(r.EventType, r.Channel, string(StatusSent)).Inc()
-		}
-		return nil
-	case ctx.Err() != nil:
-		// Interrupted, not refused: hand the row back without using up
-		// its attempts' budget on a shutdown.
+	case res.interrupted:
+		// Interrupted, not refused: hand the row back, without failing it
+		// for its attempts' budget on a shutdown.
 		if err := c.store.release(rctx, r.ID, sendErr.Error()); err != nil {
 			return err
 		}
@@ -279,6 +472,21 @@ func (c *Consumer) send(ctx context.Context, r notificationRow) error {
 		}
 		return fmt.Errorf("send notification %s (attempt %d of %d): %w", r.ID, attempt, c.o.MaxAttempts, sendErr)
 	}
+}
+
+// recordContext bounds one write of settle, on a context that outlives
+// ctx's end.
+func recordContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+}
+
+// rowIDs are the ids of rows.
+func rowIDs(rows []notificationRow) []string {
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	return ids
 }
 
 // permanent tells a refusal that no retry can change (Sender's contract).

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/retailco/pos/internal/platform/errs"
 	"github.com/retailco/pos/internal/platform/events"
 	"github.com/retailco/pos/internal/platform/testkit"
+	"github.com/retailco/pos/internal/platform/testkit/bustest"
 )
 
 // openDB is a fresh, migrated notification database on backend b.
@@ -258,5 +260,35 @@ func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// firstDelivery is a context such as the bus hands a handler on an
+// event's first delivery (events.Attempt is 1), the only case in which
+// the consumer plans before it reads. Only the bus can make one, so it is
+// taken from a real bus, its cancellation dropped and its values kept.
+func firstDelivery(t testing.TB) context.Context {
+	t.Helper()
+	bus := bustest.SQL(t, busOptions(prometheus.NewRegistry()))
+	got := make(chan context.Context, 1)
+	sub, err := bus.Subscribe(context.Background(), "probe", []string{"probe"}, func(ctx context.Context, _ events.Envelope) error {
+		select {
+		case got <- context.WithoutCancel(ctx):
+		default:
+		}
+		return nil
+	})
+	must(t, err)
+	defer func() { _ = sub.Close() }()
+	must(t, bus.Publish(context.Background(), newEvent(t, context.Background(), "probe.Probed", "probe_1", 1, nil)))
+	select {
+	case ctx := <-got:
+		if n := events.Attempt(ctx); n != 1 {
+			t.Fatalf("the probe's delivery is attempt %d, want 1", n)
+		}
+		return ctx
+	case <-time.After(30 * time.Second):
+		t.Fatal("timed out waiting for the probe event")
+		return nil
 	}
 }

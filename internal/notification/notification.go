@@ -49,27 +49,36 @@
 //     not make the customer exist. A payload without the ids it needs is
 //     errs.Invalid, retried by the bus and then dead-lettered, where a
 //     producer's bug belongs.
-//  2. One transaction records the event in the inbox (inbox.Once) and
-//     writes one row per (event, recipient, channel), status pending; a
-//     unique key on that triple backs it up. Rows of the agents' "inbox"
-//     channel are written as sent: committing the row is their delivery.
-//  3. Each pending row is claimed (attempts+1, in_flight set, committed),
-//     sent, then marked sent — or, when the sender says the message was not
-//     accepted, released as pending (a transient error: the event fails and
-//     the bus redelivers it) or marked failed (a permanent error, or
-//     MaxAttempts used up).
+//  2. One atomic write records the event in the inbox and writes one row
+//     per (event, recipient, channel), status pending; a unique key on
+//     that triple backs it up. Rows of the agents' "inbox" channel are
+//     written as sent: committing the row is their delivery. A delivery
+//     that finds the event in the inbox writes nothing and sends the
+//     rows already there.
+//  3. The pending rows are claimed together (attempts+1, in_flight set,
+//     one committed statement), sent one by one, then the accepted ones
+//     marked sent together — and, when the sender says a message was not
+//     accepted, its row released as pending (a transient error: the event
+//     fails and the bus redelivers it) or marked failed (a permanent
+//     error, or MaxAttempts used up). A shutdown during the sends hands
+//     the rows not yet sent back, their attempt not counted.
 //
-// The send itself is AT MOST ONCE. A crash between the send and the mark
-// leaves the row pending with in_flight set; the redelivery cannot know
-// whether the message went out, so it does not send again: it marks the
-// row failed, "outcome unknown", for an operator to look at. A duplicate
-// e-mail or SMS to a customer is the worse failure here, and the window is
-// one network round trip. A sender error, on the other hand, means "not
-// accepted" (Sender's contract) and is retried, up to MaxAttempts per row.
-// One consequence: a consumer must finish a send well within the bus's
-// ClaimMinIdle (60 s by default), or a second consumer of the group may
-// take the event over and find the row in flight; SendTimeout (30 s by
-// default) sees to that.
+// Consumer.HandleBatch does the same for the events of one bus read at
+// once: one recording for all of them, one claim, one mark.
+//
+// The send itself is AT MOST ONCE. A crash between the claim and the mark
+// leaves the claimed rows pending with in_flight set; the redelivery
+// cannot know whether their messages went out, so it does not send them
+// again: it marks them failed, "outcome unknown", for an operator to look
+// at. A duplicate e-mail or SMS to a customer is the worse failure here,
+// and the window is the delivery's sends (one network round trip each). A
+// sender error, on the other hand, means "not accepted" (Sender's
+// contract) and is retried, up to MaxAttempts per row.
+// One consequence: a consumer must finish a delivery's sends (a batch's,
+// under HandleBatch) well within the bus's ClaimMinIdle (60 s by
+// default), or a second consumer of the group may take the events over
+// and find their rows in flight; SendTimeout (30 s by default) bounds
+// each send.
 //
 // # Senders
 //
@@ -93,7 +102,8 @@ import (
 // --only value.
 const Name = "notification"
 
-// Group is the consumer group the binary subscribes Consumer.Handle under.
+// Group is the consumer group the binary subscribes Consumer.Handle (and
+// Consumer.HandleBatch) under.
 const Group = "notification"
 
 // Streams are the streams Consumer.Handle must be subscribed to.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,41 +65,141 @@ type claimRow struct {
 // TableName names the table for gorm.
 func (claimRow) TableName() string { return "notification_claims" }
 
-type store struct{ db *gorm.DB }
+type store struct {
+	db *gorm.DB
+	// oneStatement: the engine (PostgreSQL) takes a recording as one
+	// statement of data-modifying CTEs, one round trip instead of a
+	// transaction's four.
+	oneStatement bool
+}
 
-// byEvent returns the rows an event produced, in a stable order.
-func (s *store) byEvent(ctx context.Context, eventID string) ([]notificationRow, error) {
+// newStore is the consumer's store on gdb.
+func newStore(gdb *gorm.DB) *store {
+	return &store{db: gdb, oneStatement: db.DialectOf(gdb) == db.Postgres}
+}
+
+// eventRows are the notifications one event calls for.
+type eventRows struct {
+	eventID string
+	rows    []notificationRow
+}
+
+// byEvent returns the rows the given events produced, in a stable order.
+func (s *store) byEvent(ctx context.Context, eventIDs ...string) ([]notificationRow, error) {
 	var rows []notificationRow
-	if err := s.db.WithContext(ctx).Where("event_id = ?", eventID).Order("id").Find(&rows).Error; err != nil {
-		return nil, fmt.Errorf("notifications of event %s: %w", eventID, err)
+	if err := s.db.WithContext(ctx).Where("event_id IN ?", eventIDs).Order("id").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("notifications of events %s: %w", strings.Join(eventIDs, ", "), err)
 	}
 	return rows, nil
 }
 
-// record writes the rows of a first delivery in one transaction with the
-// inbox entry; on a repeat (the inbox already has the event) it writes
-// nothing and reports false.
-func (s *store) record(ctx context.Context, eventID string, rows []notificationRow) (bool, error) {
-	var first bool
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var err error
-		if first, err = inbox.Once(tx, Group, eventID); err != nil || !first {
-			return err
-		}
-		if len(rows) == 0 {
-			return nil
-		}
-		return tx.Create(&rows).Error
-	})
+// record writes, for every event of evs the inbox has not seen, its inbox
+// entry and its rows, all events at once (one statement on PostgreSQL,
+// one transaction on SQLite), and returns the ids of the events recorded
+// now. The others are repeats: their rows, written by an earlier or a
+// concurrent delivery, are in the table, and nothing of theirs is
+// written again. Each event's entry and rows commit together, which is
+// what makes the record exactly once.
+func (s *store) record(ctx context.Context, evs []eventRows) (map[string]bool, error) {
+	// Inbox keys taken in one order by every writer: two batches sharing
+	// events (a reclaim) then wait for each other instead of deadlocking.
+	evs = slices.Clone(evs)
+	slices.SortFunc(evs, func(a, b eventRows) int { return strings.Compare(a.eventID, b.eventID) })
+	var (
+		first map[string]bool
+		err   error
+	)
+	if s.oneStatement {
+		first, err = s.recordInOneStatement(ctx, evs)
+	} else {
+		err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			ids := make([]string, len(evs))
+			for i, e := range evs {
+				ids[i] = e.eventID
+			}
+			recorded, err := inbox.OnceEach(tx, Group, ids)
+			if err != nil {
+				return err
+			}
+			first = recorded
+			var rows []notificationRow
+			for _, e := range evs {
+				if first[e.eventID] {
+					rows = append(rows, e.rows...)
+				}
+			}
+			if len(rows) == 0 {
+				return nil
+			}
+			return tx.Create(&rows).Error
+		})
+	}
 	if err != nil {
-		if db.IsUniqueViolation(err) {
-			// Only a second writer that bypassed the inbox gets here; the
-			// rows it wanted exist.
-			return false, nil
+		if db.IsUniqueViolation(err) && len(evs) == 1 {
+			// Only a writer that bypassed the inbox (its entry pruned, then
+			// the event delivered again) gets here; the rows it wanted
+			// exist. With several events there is no telling which one
+			// collided, so the error stands and the bus hands each event
+			// to Handle alone.
+			return map[string]bool{}, nil
 		}
-		return false, fmt.Errorf("record notifications of event %s: %w", eventID, err)
+		return nil, fmt.Errorf("record notifications of %d events (%s…): %w", len(evs), evs[0].eventID, err)
 	}
 	return first, nil
+}
+
+// notificationColumns are the columns recordInOneStatement writes, in the
+// order of notificationValues; the casts type the VALUES list, which
+// PostgreSQL would otherwise read as text.
+const notificationColumns = `id, event_id, event_type, event_name, aggregate_id, recipient_id, recipient, channel,
+ subject, body, status, attempts, in_flight, error, correlation_id, created_at, sent_at`
+
+const notificationValues = `(?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text,
+ ?::text, ?::integer, ?::boolean, ?::text, ?::text, ?::timestamptz, ?::timestamptz)`
+
+// recordInOneStatement is record as one PostgreSQL statement: the inbox
+// entries go in first (the same INSERT … ON CONFLICT DO NOTHING as
+// inbox.OnceEach, whose table this is), and only the rows of the events
+// they answer are inserted. Two deliveries of one event serialise on the
+// inbox key: the second waits for the first statement and then inserts
+// nothing.
+func (s *store) recordInOneStatement(ctx context.Context, evs []eventRows) (map[string]bool, error) {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	var q strings.Builder
+	args := make([]any, 0, 3*len(evs)+17*2*len(evs))
+	q.WriteString(`WITH ins AS (INSERT INTO processed_events (consumer, event_id, processed_at) VALUES `)
+	nrows := 0
+	for i, e := range evs {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?)")
+		args = append(args, Group, e.eventID, now)
+		nrows += len(e.rows)
+	}
+	q.WriteString(` ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id)`)
+	if nrows > 0 {
+		q.WriteString(`, n AS (INSERT INTO notifications (` + notificationColumns + `) SELECT v.* FROM (VALUES `)
+		i := 0
+		for _, e := range evs {
+			for _, r := range e.rows {
+				if i > 0 {
+					q.WriteString(", ")
+				}
+				i++
+				q.WriteString(notificationValues)
+				args = append(args, r.ID, r.EventID, r.EventType, r.EventName, r.AggregateID, r.RecipientID, r.Recipient,
+					r.Channel, r.Subject, r.Body, r.Status, r.Attempts, r.InFlight, r.Error, r.CorrelationID, r.CreatedAt, r.SentAt)
+			}
+		}
+		q.WriteString(`) AS v (` + notificationColumns + `) WHERE v.event_id IN (SELECT event_id FROM ins))`)
+	}
+	q.WriteString(` SELECT event_id FROM ins`)
+	var recorded []string
+	if err := s.db.WithContext(ctx).Raw(q.String(), args...).Scan(&recorded).Error; err != nil {
+		return nil, err
+	}
+	return setOf(recorded), nil
 }
 
 // rememberClaim records who filed a claim; a repeat changes nothing.
@@ -125,28 +226,53 @@ func (s *store) claimCustomer(ctx context.Context, claimID string) (string, erro
 	return row.CustomerID, nil
 }
 
-// begin claims a pending row for one send attempt: the compare-and-set on
-// in_flight is what lets only one consumer send it. The claim commits
-// before the send, so a crash during the send leaves it visible.
-func (s *store) begin(ctx context.Context, id string) (bool, error) {
-	res := s.db.WithContext(ctx).Exec(`UPDATE notifications SET attempts = attempts + 1, in_flight = ?
-		WHERE id = ? AND status = ? AND in_flight = ?`, true, id, StatusPending, false)
-	if res.Error != nil {
-		return false, fmt.Errorf("claim notification %s: %w", id, res.Error)
+// claim takes the rows of ids that are pending and not in flight, for one
+// send attempt each, in one statement, and returns the ids it took. The
+// compare-and-set on in_flight is what lets only one consumer send a row;
+// the claim commits before any send, so a crash during one leaves it
+// visible.
+func (s *store) claim(ctx context.Context, ids []string) (map[string]bool, error) {
+	var taken []string
+	err := s.db.WithContext(ctx).Raw(`UPDATE notifications SET attempts = attempts + 1, in_flight = ?
+		WHERE id IN ? AND status = ? AND in_flight = ? RETURNING id`, true, ids, StatusPending, false).Scan(&taken).Error
+	if err != nil {
+		return nil, fmt.Errorf("claim %d notifications (%s…): %w", len(ids), ids[0], err)
 	}
-	return res.RowsAffected == 1, nil
+	return setOf(taken), nil
 }
 
-// markSent records an accepted send. It does not require in_flight: if
-// another consumer gave the row up as "outcome unknown" meanwhile, the
-// truth (it was sent) wins.
-func (s *store) markSent(ctx context.Context, id string, at time.Time) (bool, error) {
-	res := s.db.WithContext(ctx).Exec(`UPDATE notifications SET status = ?, in_flight = ?, sent_at = ?, error = ''
-		WHERE id = ? AND status <> ?`, StatusSent, false, at, id, StatusSent)
-	if res.Error != nil {
-		return false, fmt.Errorf("mark notification %s sent: %w", id, res.Error)
+// unclaim hands back claimed rows that were never handed to the sender
+// (shutdown, or a sender that panicked on an earlier row), with the
+// claim's attempt: none was made.
+func (s *store) unclaim(ctx context.Context, ids []string) error {
+	err := s.db.WithContext(ctx).Exec(`UPDATE notifications SET attempts = attempts - 1, in_flight = ?
+		WHERE id IN ? AND status = ? AND in_flight = ?`, false, ids, StatusPending, true).Error
+	if err != nil {
+		return fmt.Errorf("hand back %d notifications (%s…): %w", len(ids), ids[0], err)
 	}
-	return res.RowsAffected == 1, nil
+	return nil
+}
+
+// markSent records accepted sends, all in one statement, and returns the
+// ids it changed. It does not require in_flight: if another consumer gave
+// a row up as "outcome unknown" meanwhile, the truth (it was sent) wins.
+func (s *store) markSent(ctx context.Context, ids []string, at time.Time) (map[string]bool, error) {
+	var changed []string
+	err := s.db.WithContext(ctx).Raw(`UPDATE notifications SET status = ?, in_flight = ?, sent_at = ?, error = ''
+		WHERE id IN ? AND status <> ? RETURNING id`, StatusSent, false, at, ids, StatusSent).Scan(&changed).Error
+	if err != nil {
+		return nil, fmt.Errorf("mark %d notifications (%s…) sent: %w", len(ids), ids[0], err)
+	}
+	return setOf(changed), nil
+}
+
+// setOf is ids as a set.
+func setOf(ids []string) map[string]bool {
+	set := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		set[id] = true
+	}
+	return set
 }
 
 // markFailed gives a pending row up with reason.
