@@ -51,7 +51,7 @@ func NewWithOptions(gdb *gorm.DB, catalog Catalog, o Options) Service {
 	if o.MaxLowStockScan <= 0 {
 		o.MaxLowStockScan = defaultLowStockScan
 	}
-	return &service{store: &store{db: gdb}, catalog: catalog, clock: o.Now, maxScan: o.MaxLowStockScan}
+	return &service{store: newStore(gdb), catalog: catalog, clock: o.Now, maxScan: o.MaxLowStockScan}
 }
 
 // now is the clock in the one form the database compares correctly:
@@ -280,8 +280,10 @@ func (s *service) Adjust(ctx context.Context, in Adjustment) (StockLevel, error)
 		row, earlier, err := s.store.adjust(ctx, a)
 		var short *shortError
 		switch {
-		case db.IsUniqueViolation(err):
-			continue // the same key raced in: the next attempt reads it
+		case db.IsUniqueViolation(err), errors.Is(err, errRaced):
+			// The same key raced in, or a concurrent first receipt created
+			// the stock row: the next attempt reads it.
+			continue
 		case errors.As(err, &short):
 			return StockLevel{}, fmt.Errorf("adjust %s at %s by %+d: on_hand %d with %d reserved cannot go below the reserved stock or zero: %w",
 				in.ProductID, in.LocationID, in.Delta, short.onHand, short.reserved, errs.Conflict)

@@ -3,6 +3,7 @@ package inventory
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -99,16 +100,6 @@ type reservationRow struct {
 // TableName maps the row type to its table for gorm.
 func (reservationRow) TableName() string { return "reservations" }
 
-type reservationItemRow struct {
-	ReservationID string `gorm:"primaryKey"`
-	LocationID    string `gorm:"primaryKey"`
-	ProductID     string `gorm:"primaryKey"`
-	Quantity      int64
-}
-
-// TableName maps the row type to its table for gorm.
-func (reservationItemRow) TableName() string { return "reservation_items" }
-
 type transferRow struct {
 	ID             string `gorm:"primaryKey"`
 	ProductID      string
@@ -135,7 +126,15 @@ func (r transferRow) domain() Transfer {
 	return t
 }
 
-type store struct{ db *gorm.DB }
+type store struct {
+	db *gorm.DB
+	// pg: the database is PostgreSQL, which locks the stock rows a
+	// transaction reads and takes its writes as one statement (see "The
+	// write path of stock").
+	pg bool
+}
+
+func newStore(gdb *gorm.DB) *store { return &store{db: gdb, pg: db.DialectOf(gdb) == db.Postgres} }
 
 // inTx runs fn in a transaction, retried on contention (db.InTx).
 func (s *store) inTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
@@ -177,22 +176,6 @@ func (e *shortError) Error() string {
 // Unwrap makes a shortage a conflict wherever it surfaces.
 func (e *shortError) Unwrap() error { return errs.Conflict }
 
-// The write path of stock. Every statement keeps 0 <= reserved <= on_hand on
-// the row it touches, whatever ran concurrently: the guard is evaluated on
-// the row as it is when the UPDATE takes its lock, and a row that would
-// break it is simply not updated (RowsAffected 0).
-const (
-	updateStockSQL = `UPDATE stock SET on_hand = on_hand + ?, reserved = reserved + ?, updated_at = ?, version = version + 1
-		WHERE location_id = ? AND product_id = ? AND reserved + ? >= 0 AND on_hand + ? >= reserved + ?
-		RETURNING on_hand, reserved, version`
-	// A pure addition to on_hand cannot break the invariant, so it may
-	// create the row (first receipt, first transfer in).
-	addStockSQL = `INSERT INTO stock (location_id, product_id, on_hand, reserved, updated_at, version) VALUES (?, ?, ?, 0, ?, 1)
-		ON CONFLICT (location_id, product_id) DO UPDATE SET on_hand = stock.on_hand + excluded.on_hand,
-		updated_at = excluded.updated_at, version = stock.version + 1
-		RETURNING on_hand, reserved, version`
-)
-
 // StockChangedEvent is the event type of every stock change (see
 // docs/events.md); reporting keeps stock value and low stock from it.
 const StockChangedEvent = "inventory.StockChanged"
@@ -211,76 +194,307 @@ type StockChanged struct {
 	Reference     string `json:"reference,omitempty"`
 }
 
-// stockAfter is what the guarded statements return.
-type stockAfter struct {
-	OnHand, Reserved, Version int64
+// The write path of stock. Every change keeps 0 <= reserved <= on_hand on
+// its row whatever runs concurrently, in three steps of the caller's
+// transaction:
+//
+//  1. Read the rows it touches and keep them from changing until the
+//     transaction ends (lockStock, or the statements of insertReservation
+//     and loadHeld, which do it along with their own work). On PostgreSQL
+//     that is SELECT … FOR UPDATE in (location, product) byte order, so two
+//     transactions lock the rows they share in the same order and never
+//     deadlock; on SQLite a plain read, since its transactions hold the
+//     database's write lock from BEGIN (_txlock=immediate, see package db).
+//  2. Check each change against its row in Go (planStock). A change that
+//     would break the invariant, or that needs a row that does not exist
+//     and is not a pure addition to on_hand, stops the transaction with a
+//     *shortError.
+//  3. Write the rows, one ledger row and one event per change (writeStock).
+//     On PostgreSQL that is one statement of data-modifying CTEs, so a hot
+//     row stays locked for one round trip and the commit however many
+//     lines there are: under the checkout load, the time a row stays
+//     locked is the time the next checkout of that product waits.
+//
+// The CHECK constraints on stock remain the last line of defence.
+
+// stockState is what a stock row holds.
+type stockState struct{ onHand, reserved, version int64 }
+
+// heldStock is the rows a transaction read in step 1, by key; a key without
+// an entry has no row.
+type heldStock map[stockKey]stockState
+
+// stockKeysWhere is the condition selecting the rows of keys. An OR of key
+// equalities, because SQLite takes a list of row values only from a
+// subquery, and PostgreSQL plans this as one index probe per key.
+func stockKeysWhere(keys []stockKey) (string, []any) {
+	var b strings.Builder
+	args := make([]any, 0, 2*len(keys))
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(" OR ")
+		}
+		b.WriteString("(location_id = ? AND product_id = ?)")
+		args = append(args, k.locationID, k.productID)
+	}
+	return b.String(), args
 }
 
-// applyStock is the only code that writes stock: each change as one guarded
-// statement, in (location, product) order so that two transactions touching
-// the same rows lock them in the same order (no deadlock on PostgreSQL), and
-// one ledger row per change in the same transaction. The first change that
-// would break the invariant stops it with a *shortError.
-func applyStock(tx *gorm.DB, now time.Time, changes []stockChange) error {
+// lockStock is step 1 for the changes of adjustments and transfers.
+func (s *store) lockStock(tx *gorm.DB, keys []stockKey) (heldStock, error) {
+	where, args := stockKeysWhere(keys)
+	q := `SELECT location_id, product_id, on_hand, reserved, version FROM stock WHERE ` + where
+	if s.pg {
+		// Rows are locked in the order the ORDER BY returns them; COLLATE
+		// "C" makes that byte order (planStock's) whatever the database's
+		// collation.
+		q += ` ORDER BY location_id COLLATE "C", product_id COLLATE "C" FOR UPDATE`
+	}
+	held := heldStock{}
+	err := s.query(tx, q, args, func(rows *sql.Rows) error {
+		var k stockKey
+		var st stockState
+		if err := rows.Scan(&k.locationID, &k.productID, &st.onHand, &st.reserved, &st.version); err != nil {
+			return err
+		}
+		held[k] = st
+		return nil
+	})
+	if err != nil {
+		return nil, dbErr("lock stock", err)
+	}
+	return held, nil
+}
+
+// plannedChange is a change checked against its row: what it leaves in the
+// row, and the ledger row and event that record it.
+type plannedChange struct {
+	stockChange
+	after stockState
+	// create: there is no row yet, and this change (a pure addition)
+	// creates it.
+	create     bool
+	movementID string
+	event      events.Envelope
+}
+
+// planStock is step 2: it checks changes against the rows held and works
+// out what each leaves behind, in (location, product) order, which is the
+// order of the ledger rows and events. The first change that would break
+// the invariant stops it with a *shortError carrying the row as held.
+func planStock(ctx context.Context, changes []stockChange, held heldStock) ([]plannedChange, error) {
 	ordered := slices.Clone(changes)
 	slices.SortStableFunc(ordered, func(a, b stockChange) int {
 		return cmp.Or(strings.Compare(a.locationID, b.locationID), strings.Compare(a.productID, b.productID))
 	})
-	moves := make([]movementRow, 0, len(ordered))
-	envs := make([]events.Envelope, 0, len(ordered))
-	for _, c := range ordered {
-		var (
-			res   *gorm.DB
-			after []stockAfter
-		)
-		if c.reserved == 0 && c.onHand > 0 {
-			res = tx.Raw(addStockSQL, c.locationID, c.productID, c.onHand, now).Scan(&after)
-		} else {
-			res = tx.Raw(updateStockSQL, c.onHand, c.reserved, now, c.locationID, c.productID,
-				c.reserved, c.onHand, c.reserved).Scan(&after)
+	plan := make([]plannedChange, len(ordered))
+	for i, c := range ordered {
+		if i > 0 && c.locationID == ordered[i-1].locationID && c.productID == ordered[i-1].productID {
+			// writeStock writes each row once, from one held state; no
+			// caller changes a row twice in one go.
+			return nil, fmt.Errorf("stock of %s at %s changed twice in one write", c.productID, c.locationID)
 		}
-		if res.Error != nil {
-			return dbErr("update stock", res.Error)
+		before, exists := held[stockKey{c.locationID, c.productID}]
+		after := stockState{onHand: before.onHand + c.onHand, reserved: before.reserved + c.reserved, version: before.version + 1}
+		// Only a pure addition (first receipt, first transfer in) may
+		// create a row: anything else needs stock that is not there.
+		creates := !exists && c.reserved == 0 && c.onHand > 0
+		if (!exists && !creates) || after.reserved < 0 || after.onHand < after.reserved {
+			return nil, &shortError{change: c, exists: exists, onHand: before.onHand, reserved: before.reserved}
 		}
-		if len(after) == 0 {
-			short := &shortError{change: c}
-			var row stockRow
-			err := tx.Where("location_id = ? AND product_id = ?", c.locationID, c.productID).Take(&row).Error
-			switch {
-			case err == nil:
-				short.exists, short.onHand, short.reserved = true, row.OnHand, row.Reserved
-			case !errors.Is(err, gorm.ErrRecordNotFound):
-				return dbErr("read stock", err)
-			}
-			return short
-		}
-		moves = append(moves, movementRow{
-			ID: ids.New("mov"), LocationID: c.locationID, ProductID: c.productID,
-			DeltaOnHand: c.onHand, DeltaReserved: c.reserved, Reason: c.reason, Reference: c.reference,
-			CreatedAt: now,
-		})
-		a := after[0]
-		env, err := events.New(tx.Statement.Context, StockChangedEvent, c.productID+"@"+c.locationID, a.Version, StockChanged{
-			ProductID: c.productID, LocationID: c.locationID, OnHand: a.OnHand, Reserved: a.Reserved,
-			Available: a.OnHand - a.Reserved, DeltaOnHand: c.onHand, DeltaReserved: c.reserved,
+		env, err := events.New(ctx, StockChangedEvent, c.productID+"@"+c.locationID, after.version, StockChanged{
+			ProductID: c.productID, LocationID: c.locationID, OnHand: after.onHand, Reserved: after.reserved,
+			Available: after.onHand - after.reserved, DeltaOnHand: c.onHand, DeltaReserved: c.reserved,
 			Reason: c.reason, Reference: c.reference,
 		})
 		if err != nil {
+			return nil, err
+		}
+		plan[i] = plannedChange{stockChange: c, after: after, create: creates, movementID: ids.New("mov"), event: env}
+	}
+	return plan, nil
+}
+
+// writePart is one data-modifying statement of a write and how many rows
+// it must touch.
+type writePart struct {
+	sql  string
+	args []any
+	rows int
+}
+
+// valuesPart is a statement around a VALUES list of n tuples.
+func valuesPart(head, tuple, tail string, n int, args []any) writePart {
+	var b strings.Builder
+	b.WriteString(head)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(tuple)
+	}
+	b.WriteString(tail)
+	return writePart{sql: b.String(), args: args, rows: n}
+}
+
+// writeStock is step 3: it writes plan, and extra (the caller's own writes
+// that commit with it), in one round trip on PostgreSQL.
+//
+// Rows get the values planStock worked out, on condition that they are
+// still as held. Under the locks of step 1 they are, except a row that a
+// concurrent transaction created (step 1 had nothing to lock): then, as
+// when any part touches other rows than it must, the write fails with
+// errRaced, the transaction rolls back and the caller starts over.
+func (s *store) writeStock(tx *gorm.DB, now time.Time, plan []plannedChange, extra ...writePart) error {
+	parts := extra
+	if len(plan) > 0 {
+		var (
+			upd, ins   []any
+			nUpd, nIns int
+			mov        = make([]any, 0, 8*len(plan))
+			envs       = make([]events.Envelope, len(plan))
+		)
+		for i, p := range plan {
+			if p.create {
+				ins = append(ins, p.locationID, p.productID, p.after.onHand, p.after.reserved, now, p.after.version)
+				nIns++
+			} else {
+				upd = append(upd, p.locationID, p.productID, p.after.onHand, p.after.reserved, p.after.version)
+				nUpd++
+			}
+			mov = append(mov, p.movementID, p.locationID, p.productID, p.onHand, p.reserved, p.reason, p.reference, now)
+			envs[i] = p.event
+		}
+		// The outbox rows as outbox.Add writes them, in the plan's order,
+		// which the positions (and publishing) follow.
+		rows, err := outbox.Values(envs...)
+		if err != nil {
 			return err
 		}
-		envs = append(envs, env)
-	}
-	if len(moves) > 0 {
-		if err := tx.Create(&moves).Error; err != nil {
-			return dbErr("record stock movements", err)
+		out := make([]any, 0, 5*len(rows))
+		for _, r := range rows {
+			out = append(out, r...)
 		}
-		// The events commit with the change they describe: the outbox relay
-		// publishes them after commit, never before, never lost.
-		if err := outbox.Add(tx, envs...); err != nil {
-			return dbErr("record stock events", err)
+		if nUpd > 0 {
+			// VALUES columns are column1, column2, … on both engines
+			// (SQLite takes no column names after the alias); the casts
+			// tell PostgreSQL what its parameters are.
+			parts = append(parts, valuesPart(
+				`UPDATE stock SET on_hand = v.column3, reserved = v.column4, version = v.column5, updated_at = ? FROM (VALUES `,
+				`(?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))`,
+				`) AS v WHERE stock.location_id = v.column1 AND stock.product_id = v.column2 AND stock.version = v.column5 - 1`,
+				nUpd, append([]any{now}, upd...)))
+		}
+		if nIns > 0 {
+			parts = append(parts, valuesPart(
+				`INSERT INTO stock (location_id, product_id, on_hand, reserved, updated_at, version) VALUES `,
+				`(?, ?, ?, ?, ?, ?)`, ` ON CONFLICT (location_id, product_id) DO NOTHING`, nIns, ins))
+		}
+		parts = append(parts,
+			valuesPart(`INSERT INTO stock_movements (id, location_id, product_id, delta_on_hand, delta_reserved, reason, reference, created_at) VALUES `,
+				`(?, ?, ?, ?, ?, ?, ?, ?)`, ``, len(plan), mov),
+			// The events commit with the change they describe: the outbox
+			// relay publishes them after commit, never before, never lost.
+			valuesPart(`INSERT INTO outbox (`+outbox.Columns+`) VALUES `,
+				`(?, ?, ?, ?, ?)`, ``, len(plan), out))
+	}
+	return s.write(tx, parts)
+}
+
+// write runs parts in tx and checks each touched exactly its rows
+// (errRaced if not). PostgreSQL takes them as one statement of
+// data-modifying CTEs: one round trip whatever their number. They all see
+// the snapshot the statement starts from, which is why no part reads what
+// another writes. SQLite runs them one by one.
+func (s *store) write(tx *gorm.DB, parts []writePart) error {
+	if len(parts) == 0 {
+		return nil
+	}
+	counts := make([]int64, len(parts))
+	if s.pg {
+		var q strings.Builder
+		var args []any
+		q.WriteString("WITH ")
+		for i, p := range parts {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			fmt.Fprintf(&q, "w%d AS (%s RETURNING 1)", i, p.sql)
+			args = append(args, p.args...)
+		}
+		dest := make([]any, len(parts))
+		q.WriteString(" SELECT ")
+		for i := range parts {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			fmt.Fprintf(&q, "(SELECT COUNT(*) FROM w%d)", i)
+			dest[i] = &counts[i]
+		}
+		err := s.query(tx, q.String(), args, func(rows *sql.Rows) error { return rows.Scan(dest...) })
+		if err != nil {
+			return dbErr("write stock", err)
+		}
+	} else {
+		for i, p := range parts {
+			res, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, p.sql, p.args...)
+			if err == nil {
+				counts[i], err = res.RowsAffected()
+			}
+			if err != nil {
+				return dbErr("write stock", err)
+			}
+		}
+	}
+	for i, p := range parts {
+		if counts[i] != int64(p.rows) {
+			return errRaced
 		}
 	}
 	return nil
+}
+
+// query runs q in tx on database/sql directly, around gorm's statement
+// building (reflection over every argument, on the checkout's hot path),
+// and hands each row to scan. q is written with "?"; it is numbered here
+// for PostgreSQL.
+func (s *store) query(tx *gorm.DB, q string, args []any, scan func(*sql.Rows) error) error {
+	if s.pg {
+		q = db.Rebind(db.Postgres, q)
+	}
+	rows, err := tx.Statement.ConnPool.QueryContext(tx.Statement.Context, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// applyStock changes stock in tx: adjustments and transfers go through it;
+// reservations run the same steps with their own statements (reserve,
+// settleInTx).
+func (s *store) applyStock(tx *gorm.DB, now time.Time, changes []stockChange) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	keys := make([]stockKey, len(changes))
+	for i, c := range changes {
+		keys[i] = stockKey{c.locationID, c.productID}
+	}
+	held, err := s.lockStock(tx, keys)
+	if err != nil {
+		return err
+	}
+	plan, err := planStock(tx.Statement.Context, changes, held)
+	if err != nil {
+		return err
+	}
+	return s.writeStock(tx, now, plan)
 }
 
 // Locations.
@@ -438,7 +652,7 @@ func (s *store) adjust(ctx context.Context, a adjustmentRow) (row stockRow, earl
 		}
 		change := stockChange{locationID: a.LocationID, productID: a.ProductID, onHand: a.Delta,
 			reason: a.Reason, reference: a.ID}
-		if err := applyStock(tx, a.CreatedAt, []stockChange{change}); err != nil {
+		if err := s.applyStock(tx, a.CreatedAt, []stockChange{change}); err != nil {
 			return err
 		}
 		return readStock(tx, a.LocationID, a.ProductID, &row)
@@ -475,9 +689,8 @@ type reservationLine struct {
 	Quantity   *int64
 }
 
-// loadReservation reads a reservation and its items in one query: it runs
-// inside the transactions that commit and release stock, where every
-// round trip is time a stock row may be waiting.
+// loadReservation reads a reservation and its items in one query, without
+// locking anything.
 func loadReservation(tx *gorm.DB, id string) (Reservation, error) {
 	var rows []reservationLine
 	err := tx.Raw(`SELECT r.id, r.status, r.expires_at, r.created_at, r.updated_at, i.product_id, i.location_id, i.quantity
@@ -504,6 +717,53 @@ func loadReservation(tx *gorm.DB, id string) (Reservation, error) {
 	return r, nil
 }
 
+// loadHeld reads a reservation, its items and their stock rows in one
+// query, for a transaction that may settle it. On PostgreSQL it locks the
+// reservation, then its stock rows in key order (step 1 of the write path),
+// until the transaction ends: a concurrent settle of the same reservation
+// waits here and then reads what the first one wrote, rather than deciding
+// on a status that no longer holds. It locks them also when the
+// reservation turns out to be settled already (a replay holds them for a
+// round trip), which is rarer than a second statement on every settle.
+func (s *store) loadHeld(tx *gorm.DB, id string) (Reservation, heldStock, error) {
+	q := `SELECT r.id, r.status, r.expires_at, r.created_at, r.updated_at, i.location_id, i.product_id, i.quantity,
+		s.on_hand, s.reserved, s.version, (SELECT COUNT(*) FROM reservation_items n WHERE n.reservation_id = r.id)
+		FROM reservations r JOIN reservation_items i ON i.reservation_id = r.id
+		JOIN stock s ON s.location_id = i.location_id AND s.product_id = i.product_id WHERE r.id = ?`
+	if s.pg {
+		q += ` ORDER BY s.location_id COLLATE "C", s.product_id COLLATE "C" FOR UPDATE OF r, s`
+	}
+	var (
+		r     Reservation
+		lines int64
+	)
+	held := heldStock{}
+	err := s.query(tx, q, []any{id}, func(rows *sql.Rows) error {
+		var it ReservationItem
+		var st stockState
+		if err := rows.Scan(&r.ID, &r.Status, &r.ExpiresAt, &r.CreatedAt, &r.UpdatedAt, &it.LocationID, &it.ProductID,
+			&it.Quantity, &st.onHand, &st.reserved, &st.version, &lines); err != nil {
+			return err
+		}
+		r.Items = append(r.Items, it)
+		held[stockKey{it.LocationID, it.ProductID}] = st
+		return nil
+	})
+	if err != nil {
+		return Reservation{}, nil, dbErr("get reservation", err)
+	}
+	if len(r.Items) == 0 || int64(len(r.Items)) != lines {
+		// No reservation, or one with an item but no stock row (reserve
+		// never writes either): the plain read tells which, and planStock
+		// refuses to settle a line without its row.
+		r, err := loadReservation(tx, id)
+		return r, held, err
+	}
+	r.ExpiresAt, r.CreatedAt, r.UpdatedAt = r.ExpiresAt.UTC(), r.CreatedAt.UTC(), r.UpdatedAt.UTC()
+	r.Items = sortedItems(r.Items)
+	return r, held, nil
+}
+
 func (s *store) reservation(ctx context.Context, id string) (Reservation, error) {
 	return loadReservation(s.db.WithContext(ctx), id)
 }
@@ -511,6 +771,86 @@ func (s *store) reservation(ctx context.Context, id string) (Reservation, error)
 // due tells whether an active reservation has outlived its hold at now.
 func due(r Reservation, now time.Time) bool {
 	return r.Status == ReservationActive && !now.Before(r.ExpiresAt)
+}
+
+// insertReservation inserts r and its items unless r's id is taken
+// (inserted false), and then reads r's stock rows (step 1 of the write
+// path). Nearly every reserve is a new one, so it inserts first and reads
+// the existing reservation only when the id is taken.
+//
+// On PostgreSQL this is one statement, which locks the stock rows only
+// when it inserted: a caller whose id is taken loads the existing
+// reservation and locks it before its stock, the order every settle takes.
+func (s *store) insertReservation(tx *gorm.DB, r Reservation, now time.Time) (inserted bool, held heldStock, err error) {
+	keys := make([]stockKey, len(r.Items))
+	for i, it := range r.Items {
+		keys[i] = stockKey{it.LocationID, it.ProductID}
+	}
+	const insertHead = `INSERT INTO reservations (id, status, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO NOTHING`
+	args := []any{r.ID, ReservationActive, r.ExpiresAt, now, now}
+	if !s.pg {
+		res := tx.Exec(insertHead, args...)
+		if res.Error != nil {
+			return false, nil, dbErr("insert reservation", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return false, nil, nil
+		}
+		items := make([]any, 0, 4*len(r.Items))
+		for _, it := range r.Items {
+			items = append(items, r.ID, it.LocationID, it.ProductID, it.Quantity)
+		}
+		p := valuesPart(`INSERT INTO reservation_items (reservation_id, location_id, product_id, quantity) VALUES `,
+			`(?, ?, ?, ?)`, ``, len(r.Items), items)
+		if err := s.write(tx, []writePart{p}); err != nil {
+			return false, nil, err
+		}
+		held, err := s.lockStock(tx, keys)
+		return true, held, err
+	}
+	var q strings.Builder
+	q.WriteString(`WITH res AS (` + insertHead + ` RETURNING id),
+		items AS (INSERT INTO reservation_items (reservation_id, location_id, product_id, quantity)
+			SELECT res.id, v.column1, v.column2, v.column3 FROM res, (VALUES `)
+	for i, it := range r.Items {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString(`(?, ?, CAST(? AS BIGINT))`)
+		args = append(args, it.LocationID, it.ProductID, it.Quantity)
+	}
+	// The lateral subquery runs after res (it reads its count), so the
+	// reservation is claimed before any stock row is locked, and only
+	// then are they locked, in key order.
+	where, whereArgs := stockKeysWhere(keys)
+	q.WriteString(`) AS v)
+		SELECT n.inserted, s.location_id, s.product_id, s.on_hand, s.reserved, s.version
+		FROM (SELECT COUNT(*) AS inserted FROM res) AS n LEFT JOIN LATERAL (
+			SELECT location_id, product_id, on_hand, reserved, version FROM stock WHERE n.inserted > 0 AND (` + where + `)
+			ORDER BY location_id COLLATE "C", product_id COLLATE "C" FOR UPDATE) AS s ON true`)
+	args = append(args, whereArgs...)
+	held = heldStock{}
+	err = s.query(tx, q.String(), args, func(rows *sql.Rows) error {
+		// One row with NULL stock columns when nothing was locked.
+		var (
+			n                         int64
+			loc, prod                 sql.Null[string]
+			onHand, reserved, version sql.Null[int64]
+		)
+		if err := rows.Scan(&n, &loc, &prod, &onHand, &reserved, &version); err != nil {
+			return err
+		}
+		inserted = n > 0
+		if loc.Valid {
+			held[stockKey{loc.V, prod.V}] = stockState{onHand: onHand.V, reserved: reserved.V, version: version.V}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, nil, dbErr("insert reservation", err)
+	}
+	return inserted, held, nil
 }
 
 // reserve inserts r and holds its stock, all lines or none. When a
@@ -521,56 +861,43 @@ func due(r Reservation, now time.Time) bool {
 func (s *store) reserve(ctx context.Context, r Reservation, now time.Time) (existing Reservation, found bool, err error) {
 	err = s.inTx(ctx, func(tx *gorm.DB) error {
 		existing, found = Reservation{}, false
-		// Insert first and read only when the id is taken: nearly every
-		// reserve is a new one, and the read would be a round trip for
-		// nothing.
-		res := tx.Exec(`INSERT INTO reservations (id, status, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (id) DO NOTHING`, r.ID, ReservationActive, r.ExpiresAt, now, now)
-		if res.Error != nil {
-			return dbErr("insert reservation", res.Error)
+		inserted, held, err := s.insertReservation(tx, r, now)
+		if err != nil {
+			return err
 		}
-		if res.RowsAffected == 0 {
-			prev, err := loadReservation(tx, r.ID)
+		if !inserted {
+			prev, held, err := s.loadHeld(tx, r.ID)
 			if err != nil {
 				return err
 			}
 			existing, found = prev, true
 			if due(prev, now) {
-				ok, err := settleInTx(tx, &existing, ReservationExpired, now)
-				if err == nil && !ok {
-					return errRaced
-				}
-				return err
+				return s.settleInTx(tx, &existing, held, ReservationExpired, now)
 			}
 			return nil
 		}
-		lines := make([]reservationItemRow, len(r.Items))
 		changes := make([]stockChange, len(r.Items))
 		for i, it := range r.Items {
-			lines[i] = reservationItemRow{ReservationID: r.ID, LocationID: it.LocationID, ProductID: it.ProductID, Quantity: it.Quantity}
 			changes[i] = stockChange{locationID: it.LocationID, productID: it.ProductID, reserved: it.Quantity,
 				reason: "reserve", reference: r.ID}
 		}
-		if err := tx.Create(&lines).Error; err != nil {
-			return dbErr("insert reservation items", err)
+		plan, err := planStock(tx.Statement.Context, changes, held)
+		if err != nil {
+			return err
 		}
-		return applyStock(tx, now, changes)
+		return s.writeStock(tx, now, plan)
 	})
 	return existing, found, err
 }
 
 // settleInTx moves an active reservation to a final status and applies
-// what that means for stock. The status change is conditional, so only one
-// of two racing transactions settles it; the loser gets false and must
-// re-read.
-func settleInTx(tx *gorm.DB, r *Reservation, to string, now time.Time) (bool, error) {
-	res := tx.Exec(`UPDATE reservations SET status = ?, updated_at = ? WHERE id = ? AND status = ?`,
-		to, now, r.ID, ReservationActive)
-	if res.Error != nil {
-		return false, dbErr("update reservation", res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return false, nil
+// what that means for stock, against the rows loadHeld read, in one write.
+// Only an active reservation moves, and the status change is conditional:
+// when another transaction settled it first, the answer is errRaced, and
+// the caller re-reads.
+func (s *store) settleInTx(tx *gorm.DB, r *Reservation, held heldStock, to string, now time.Time) error {
+	if r.Status != ReservationActive {
+		return errRaced
 	}
 	changes := make([]stockChange, len(r.Items))
 	for i, it := range r.Items {
@@ -585,21 +912,28 @@ func settleInTx(tx *gorm.DB, r *Reservation, to string, now time.Time) (bool, er
 		}
 		changes[i] = c
 	}
-	if err := applyStock(tx, now, changes); err != nil {
+	plan, err := planStock(tx.Statement.Context, changes, held)
+	if err != nil {
 		var short *shortError
 		if errors.As(err, &short) {
 			// An active reservation always has its quantities reserved;
 			// if the row disagrees, the invariant was broken elsewhere.
-			return false, fmt.Errorf("settle reservation %s: %v: stock row does not hold what the reservation reserved", r.ID, short)
+			return fmt.Errorf("settle reservation %s: %v: stock row does not hold what the reservation reserved", r.ID, short)
 		}
-		return false, err
+		return err
+	}
+	status := writePart{sql: `UPDATE reservations SET status = ?, updated_at = ? WHERE id = ? AND status = ?`,
+		args: []any{to, now, r.ID, ReservationActive}, rows: 1}
+	if err := s.writeStock(tx, now, plan, status); err != nil {
+		return err
 	}
 	r.Status, r.UpdatedAt = to, now
-	return true, nil
+	return nil
 }
 
-// errRaced says another transaction settled the record between our read
-// and our write; the operation starts over from a fresh read.
+// errRaced says another transaction settled the record, or created the
+// stock row, between our read and our write; the operation starts over
+// from a fresh read.
 var errRaced = errors.New("changed concurrently")
 
 // maxRaceRetries bounds how often an operation re-reads after losing a
@@ -618,17 +952,16 @@ func (s *store) settle(ctx context.Context, id string, now time.Time,
 		var verdict error
 		err = s.inTx(ctx, func(tx *gorm.DB) error {
 			verdict, expiredNow = nil, false
-			var err error
-			if r, err = loadReservation(tx, id); err != nil {
+			var (
+				held heldStock
+				err  error
+			)
+			if r, held, err = s.loadHeld(tx, id); err != nil {
 				return err
 			}
 			if due(r, now) {
-				ok, err := settleInTx(tx, &r, ReservationExpired, now)
-				if err != nil {
+				if err := s.settleInTx(tx, &r, held, ReservationExpired, now); err != nil {
 					return err
-				}
-				if !ok {
-					return errRaced
 				}
 				expiredNow = true
 			}
@@ -637,14 +970,7 @@ func (s *store) settle(ctx context.Context, id string, now time.Time,
 			if to == "" {
 				return nil
 			}
-			ok, err := settleInTx(tx, &r, to, now)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return errRaced
-			}
-			return nil
+			return s.settleInTx(tx, &r, held, to, now)
 		})
 		if errors.Is(err, errRaced) {
 			continue
@@ -775,7 +1101,7 @@ func (s *store) decideTransfer(ctx context.Context, id string, now time.Time,
 			if to != TransferApproved {
 				return nil
 			}
-			return applyStock(tx, now, []stockChange{
+			return s.applyStock(tx, now, []stockChange{
 				{locationID: t.FromLocationID, productID: t.ProductID, onHand: -t.Quantity, reason: "transfer_out", reference: id},
 				{locationID: t.ToLocationID, productID: t.ProductID, onHand: t.Quantity, reason: "transfer_in", reference: id},
 			})
