@@ -9,6 +9,7 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/url"
@@ -105,11 +106,18 @@ func Open(ctx context.Context, o Options) (*gorm.DB, error) {
 		// connection already. The bound keeps statements built with a
 		// variable number of placeholders (IN lists) from piling up.
 		cfg.PrepareStmt, cfg.PrepareStmtMaxSize, cfg.PrepareStmtTTL = true, 512, 10*time.Minute
-		gdb, err = gorm.Open(sqlite.Open("file:"+path+"?"+sqlitePragmas), cfg)
-		if err == nil {
-			sqlDB, _ := gdb.DB()
-			sqlDB.SetMaxOpenConns(orInt(o.MaxOpenConns, 8))
-			sqlDB.SetMaxIdleConns(orInt(o.MaxOpenConns, 8))
+		// The pool is opened here, to give gorm the one whose transactions
+		// take turns (sqlitePool); the parameters are those the dialector
+		// adds when it opens the pool itself.
+		sqlDB, oerr := sql.Open(sqlite.DriverName, "file:"+path+"?"+sqlitePragmas+"&_texttotime=1&_inttotime=1&_time_format=sqlite")
+		if oerr != nil {
+			return nil, fmt.Errorf("open %s database: %w", o.Context, oerr)
+		}
+		sqlDB.SetMaxOpenConns(orInt(o.MaxOpenConns, 8))
+		sqlDB.SetMaxIdleConns(orInt(o.MaxOpenConns, 8))
+		gdb, err = gorm.Open(sqlite.New(sqlite.Config{Conn: newSQLitePool(sqlDB)}), cfg)
+		if err != nil {
+			_ = sqlDB.Close()
 		}
 	}
 	if err != nil {
