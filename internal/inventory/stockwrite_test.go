@@ -375,7 +375,7 @@ func TestStockRowsLockInKeyOrder(t *testing.T) {
 		}
 	}
 	if pg == nil {
-		t.Skip("row locks are a PostgreSQL matter")
+		t.Skip("row locks are a PostgreSQL matter: set POS_TEST_POSTGRES_URL (CI does)")
 	}
 	ctx := context.Background()
 	f := newFixture(t, *pg, false)
