@@ -9,6 +9,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/retailco/pos/internal/platform/db"
 	"github.com/retailco/pos/internal/platform/page"
 )
 
@@ -75,19 +76,13 @@ func (s *store) insertEach(ctx context.Context, rows []entryRow) (map[string]boo
 	write := func(tx *gorm.DB) error {
 		for start := 0; start < len(rows); start += entriesPerInsert {
 			chunk := rows[start:min(start+entriesPerInsert, len(rows))]
-			var sb strings.Builder
-			sb.WriteString(insertEntries)
 			args := make([]any, 0, 12*len(chunk))
-			for i, r := range chunk {
-				if i > 0 {
-					sb.WriteString(", ")
-				}
-				sb.WriteString(entryValues)
+			for _, r := range chunk {
 				args = append(args, r.values()...)
 			}
-			sb.WriteString(onNewEntry + ` RETURNING event_id`)
 			var ids []string
-			if err := tx.Raw(sb.String(), args...).Scan(&ids).Error; err != nil {
+			q := insertEntries + db.Tuples(entryValues, len(chunk)) + onNewEntry + ` RETURNING event_id`
+			if err := tx.Raw(q, args...).Scan(&ids).Error; err != nil {
 				return fmt.Errorf("audit %d events: %w", len(chunk), err)
 			}
 			for _, id := range ids {

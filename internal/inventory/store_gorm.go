@@ -325,16 +325,7 @@ type writePart struct {
 
 // valuesPart is a statement around a VALUES list of n tuples.
 func valuesPart(head, tuple, tail string, n int, args []any) writePart {
-	var b strings.Builder
-	b.WriteString(head)
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(tuple)
-	}
-	b.WriteString(tail)
-	return writePart{sql: b.String(), args: args, rows: n}
+	return writePart{sql: head + db.Tuples(tuple, n) + tail, args: args, rows: n}
 }
 
 // writeStock is step 3: it writes plan, and extra (the caller's own writes
@@ -813,11 +804,8 @@ func (s *store) insertReservation(tx *gorm.DB, r Reservation, now time.Time) (in
 	q.WriteString(`WITH res AS (` + insertHead + ` RETURNING id),
 		items AS (INSERT INTO reservation_items (reservation_id, location_id, product_id, quantity)
 			SELECT res.id, v.column1, v.column2, v.column3 FROM res, (VALUES `)
-	for i, it := range r.Items {
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		q.WriteString(`(?, ?, CAST(? AS BIGINT))`)
+	q.WriteString(db.Tuples(`(?, ?, CAST(? AS BIGINT))`, len(r.Items)))
+	for _, it := range r.Items {
 		args = append(args, it.LocationID, it.ProductID, it.Quantity)
 	}
 	// The lateral subquery runs after res (it reads its count), so the

@@ -158,41 +158,30 @@ const notificationValues = `(?::text, ?::text, ?::text, ?::text, ?::text, ?::tex
  ?::text, ?::integer, ?::boolean, ?::text, ?::text, ?::timestamptz, ?::timestamptz)`
 
 // recordInOneStatement is record as one PostgreSQL statement: the inbox
-// entries go in first (the same INSERT … ON CONFLICT DO NOTHING as
-// inbox.OnceEach, whose table this is), and only the rows of the events
-// they answer are inserted. Two deliveries of one event serialise on the
+// entries go in first (inbox.RecordStatement, what inbox.OnceEach runs),
+// and only the rows of the events they answer are inserted. Two deliveries of one event serialise on the
 // inbox key: the second waits for the first statement and then inserts
 // nothing.
 func (s *store) recordInOneStatement(ctx context.Context, evs []eventRows) (map[string]bool, error) {
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	var q strings.Builder
-	args := make([]any, 0, 3*len(evs)+17*2*len(evs))
-	q.WriteString(`WITH ins AS (INSERT INTO processed_events (consumer, event_id, processed_at) VALUES `)
-	nrows := 0
+	ids := make([]string, len(evs))
+	var rows []notificationRow
 	for i, e := range evs {
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		q.WriteString("(?, ?, ?)")
-		args = append(args, Group, e.eventID, now)
-		nrows += len(e.rows)
+		ids[i] = e.eventID
+		rows = append(rows, e.rows...)
 	}
-	q.WriteString(` ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id)`)
-	if nrows > 0 {
-		q.WriteString(`, n AS (INSERT INTO notifications (` + notificationColumns + `) SELECT v.* FROM (VALUES `)
-		i := 0
-		for _, e := range evs {
-			for _, r := range e.rows {
-				if i > 0 {
-					q.WriteString(", ")
-				}
-				i++
-				q.WriteString(notificationValues)
-				args = append(args, r.ID, r.EventID, r.EventType, r.EventName, r.AggregateID, r.RecipientID, r.Recipient,
-					r.Channel, r.Subject, r.Body, r.Status, r.Attempts, r.InFlight, r.Error, r.CorrelationID, r.CreatedAt, r.SentAt)
-			}
+	record, args, err := inbox.RecordStatement(Group, ids, time.Now().UTC().Truncate(time.Microsecond))
+	if err != nil {
+		return nil, err
+	}
+	var q strings.Builder
+	q.WriteString(`WITH ins AS (` + record + `)`)
+	if len(rows) > 0 {
+		q.WriteString(`, n AS (INSERT INTO notifications (` + notificationColumns + `) SELECT v.* FROM (VALUES ` +
+			db.Tuples(notificationValues, len(rows)) + `) AS v (` + notificationColumns + `) WHERE v.event_id IN (SELECT event_id FROM ins))`)
+		for _, r := range rows {
+			args = append(args, r.ID, r.EventID, r.EventType, r.EventName, r.AggregateID, r.RecipientID, r.Recipient,
+				r.Channel, r.Subject, r.Body, r.Status, r.Attempts, r.InFlight, r.Error, r.CorrelationID, r.CreatedAt, r.SentAt)
 		}
-		q.WriteString(`) AS v (` + notificationColumns + `) WHERE v.event_id IN (SELECT event_id FROM ins))`)
 	}
 	q.WriteString(` SELECT event_id FROM ins`)
 	var recorded []string

@@ -191,15 +191,10 @@ func (s *store) insertInOneStatement(ctx context.Context, o Order, row orderRow,
 		// The lines' foreign key is checked at the end of the statement,
 		// when the order is there.
 		q.WriteString(`, l AS (INSERT INTO order_lines (order_id, line_no, product_id, sku, name, unit_price_cents, quantity,
- line_total_cents) VALUES `)
-		for i, l := range lines {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
+ line_total_cents) VALUES ` + db.Tuples("(?, ?, ?, ?, ?, ?, ?, ?)", len(lines)) + `)`)
+		for _, l := range lines {
 			args = append(args, l.OrderID, l.LineNo, l.ProductID, l.SKU, l.Name, l.UnitPriceCents, l.Quantity, l.LineTotalCents)
 		}
-		q.WriteString(")")
 	}
 	if o.Status == StatusConfirmed {
 		env, err := orderEvent(ctx, OrderConfirmedEvent, o)

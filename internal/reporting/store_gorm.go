@@ -64,23 +64,18 @@ func journalEach(tx *gorm.DB, envs []events.Envelope, now time.Time) (map[string
 	per := maxParams / cols
 	for start := 0; start < len(envs); start += per {
 		chunk := envs[start:min(start+per, len(envs))]
-		var sb strings.Builder
-		sb.WriteString(`INSERT INTO event_journal (event_id, event_type, aggregate_id, aggregate_version, occurred_at, applied_at, envelope) VALUES `)
 		args := make([]any, 0, cols*len(chunk))
-		for i, env := range chunk {
+		for _, env := range chunk {
 			raw, err := json.Marshal(env)
 			if err != nil {
 				return nil, fmt.Errorf("encode event %s: %w", env.EventID, err)
 			}
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteString("(?, ?, ?, ?, ?, ?, ?)")
 			args = append(args, env.EventID, env.EventType, env.AggregateID, env.AggregateVersion, env.OccurredAt.UTC(), now, string(raw))
 		}
-		sb.WriteString(` ON CONFLICT (event_id) DO NOTHING RETURNING event_id`)
+		q := `INSERT INTO event_journal (event_id, event_type, aggregate_id, aggregate_version, occurred_at, applied_at, envelope) VALUES ` +
+			db.Tuples("(?, ?, ?, ?, ?, ?, ?)", len(chunk)) + ` ON CONFLICT (event_id) DO NOTHING RETURNING event_id`
 		var ids []string
-		if err := tx.Raw(sb.String(), args...).Scan(&ids).Error; err != nil {
+		if err := tx.Raw(q, args...).Scan(&ids).Error; err != nil {
 			return nil, dbErr(fmt.Sprintf("journal %d events", len(chunk)), err)
 		}
 		for _, id := range ids {
@@ -105,20 +100,11 @@ func upsertRows(tx *gorm.DB, head, tail string, rows [][]any) error {
 	one := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
 	for start := 0; start < len(rows); start += per {
 		chunk := rows[start:min(start+per, len(rows))]
-		var sb strings.Builder
-		sb.WriteString(head)
-		sb.WriteString(" VALUES ")
 		args := make([]any, 0, len(chunk)*cols)
-		for i, r := range chunk {
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteString(one)
+		for _, r := range chunk {
 			args = append(args, r...)
 		}
-		sb.WriteString(" ")
-		sb.WriteString(tail)
-		if err := tx.Exec(sb.String(), args...).Error; err != nil {
+		if err := tx.Exec(head+" VALUES "+db.Tuples(one, len(chunk))+" "+tail, args...).Error; err != nil {
 			return err
 		}
 	}

@@ -147,3 +147,20 @@ func TestRebind(t *testing.T) {
 		t.Fatalf("sqlite: %q", got)
 	}
 }
+
+func TestTuples(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		tuple string
+		n     int
+		want  string
+	}{
+		{"(?, ?)", 0, ""},
+		{"(?, ?)", 1, "(?, ?)"},
+		{"(?)", 3, "(?), (?), (?)"},
+	} {
+		if got := db.Tuples(c.tuple, c.n); got != c.want {
+			t.Errorf("Tuples(%q, %d) = %q, want %q", c.tuple, c.n, got, c.want)
+		}
+	}
+}

@@ -51,6 +51,8 @@ func (p *sqlitePool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.Con
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-wait.C:
+		// Worded as SQLite's own busy error, which IsSerializationFailure
+		// recognises: InTx retries it, then answers errs.Unavailable.
 		return nil, fmt.Errorf("sqlite: no turn to write after %s: database is locked", sqliteTurnWait)
 	}
 	tx, err := p.DB.BeginTx(ctx, opts)

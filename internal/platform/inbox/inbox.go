@@ -11,7 +11,6 @@ package inbox
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -57,29 +56,16 @@ const onceChunk = 500
 // the set of those it recorded now, the ones whose work the caller must
 // do in tx. An id given twice is recorded (and returned) once.
 func OnceEach(tx *gorm.DB, consumer string, eventIDs []string) (first map[string]bool, err error) {
-	if consumer == "" {
-		return nil, fmt.Errorf("inbox: consumer is required: %w", errs.Invalid)
-	}
 	first = make(map[string]bool, len(eventIDs))
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	for start := 0; start < len(eventIDs); start += onceChunk {
 		chunk := eventIDs[start:min(start+onceChunk, len(eventIDs))]
-		var sb strings.Builder
-		sb.WriteString(`INSERT INTO processed_events (consumer, event_id, processed_at) VALUES `)
-		args := make([]any, 0, 3*len(chunk))
-		for i, id := range chunk {
-			if id == "" {
-				return nil, fmt.Errorf("inbox: event id is required: %w", errs.Invalid)
-			}
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteString("(?, ?, ?)")
-			args = append(args, consumer, id, now)
+		q, args, err := RecordStatement(consumer, chunk, now)
+		if err != nil {
+			return nil, err
 		}
-		sb.WriteString(` ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id`)
 		var recorded []string
-		if err := tx.Raw(sb.String(), args...).Scan(&recorded).Error; err != nil {
+		if err := tx.Raw(q, args...).Scan(&recorded).Error; err != nil {
 			return nil, fmt.Errorf("inbox %s: %d events: %w", consumer, len(chunk), err)
 		}
 		for _, id := range recorded {
@@ -87,6 +73,26 @@ func OnceEach(tx *gorm.DB, consumer string, eventIDs []string) (first map[string
 		}
 	}
 	return first, nil
+}
+
+// RecordStatement is the statement OnceEach runs for one chunk, for a
+// consumer that records its events inside a statement of its own (a
+// data-modifying CTE on PostgreSQL): it records eventIDs (at most 500) for
+// consumer at at, and answers, as event_id, those recorded now. The
+// placeholders are "?".
+func RecordStatement(consumer string, eventIDs []string, at time.Time) (string, []any, error) {
+	if consumer == "" {
+		return "", nil, fmt.Errorf("inbox: consumer is required: %w", errs.Invalid)
+	}
+	args := make([]any, 0, 3*len(eventIDs))
+	for _, id := range eventIDs {
+		if id == "" {
+			return "", nil, fmt.Errorf("inbox: event id is required: %w", errs.Invalid)
+		}
+		args = append(args, consumer, id, at)
+	}
+	return `INSERT INTO processed_events (consumer, event_id, processed_at) VALUES ` + db.Tuples("(?, ?, ?)", len(eventIDs)) +
+		` ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id`, args, nil
 }
 
 // Prune forgets events processed more than olderThan ago, so the table does

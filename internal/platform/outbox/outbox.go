@@ -38,7 +38,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,17 +70,11 @@ func Add(tx *gorm.DB, envs ...events.Envelope) error {
 	const perInsert = 100
 	for start := 0; start < len(rows); start += perInsert {
 		chunk := rows[start:min(start+perInsert, len(rows))]
-		var sb strings.Builder
-		sb.WriteString("INSERT INTO outbox (" + Columns + ") VALUES ")
 		args := make([]any, 0, len(chunk)*len(chunk[0]))
-		for i, r := range chunk {
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteString("(?, ?, ?, ?, ?)")
+		for _, r := range chunk {
 			args = append(args, r...)
 		}
-		if err := tx.Exec(sb.String(), args...).Error; err != nil {
+		if err := tx.Exec("INSERT INTO outbox ("+Columns+") VALUES "+db.Tuples("(?, ?, ?, ?, ?)", len(chunk)), args...).Error; err != nil {
 			if db.IsUniqueViolation(err) {
 				return fmt.Errorf("outbox: event id already added: %w", errs.Conflict)
 			}
