@@ -508,3 +508,19 @@ func TestReservationOfMaxItems(t *testing.T) {
 		}
 	})
 }
+
+// movementRow reads the stock ledger back (the service writes it in
+// writeStock's statement and never reads it).
+type movementRow struct {
+	ID            string `gorm:"primaryKey"`
+	LocationID    string
+	ProductID     string
+	DeltaOnHand   int64
+	DeltaReserved int64
+	Reason        string
+	Reference     string
+	CreatedAt     time.Time
+}
+
+// TableName maps the row type to its table for gorm.
+func (movementRow) TableName() string { return "stock_movements" }

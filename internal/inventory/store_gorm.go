@@ -62,20 +62,6 @@ func (r stockRow) level(threshold int) StockLevel {
 	}
 }
 
-type movementRow struct {
-	ID            string `gorm:"primaryKey"`
-	LocationID    string
-	ProductID     string
-	DeltaOnHand   int64
-	DeltaReserved int64
-	Reason        string
-	Reference     string
-	CreatedAt     time.Time
-}
-
-// TableName maps the row type to its table for gorm.
-func (movementRow) TableName() string { return "stock_movements" }
-
 type adjustmentRow struct {
 	ID         string `gorm:"primaryKey"`
 	LocationID string
