@@ -86,7 +86,10 @@ func TestCheckoutOverHTTP(t *testing.T) {
 func TestCheckoutSurvivesSIGKILL(t *testing.T) {
 	t.Parallel()
 	s, p := newShop(t)
-	steps := []string{"validate_cart", "reserve_stock", "charge_payment", "create_order", "commit_stock", "clear_cart"}
+	// validate_cart runs before a new checkout's saga is written: there is
+	// nothing of it to kill and resume (internal/saga's
+	// TestResumePendingSaga resumes sagas written before it was).
+	steps := []string{"reserve_stock", "charge_payment", "create_order", "commit_stock", "clear_cart"}
 	for _, step := range steps {
 		for _, point := range []string{"before_call", "after_call"} {
 			_ = p.stop(syscall.SIGTERM)

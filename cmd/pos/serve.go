@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +42,7 @@ depend on are reached over HTTP at POS_<CONTEXT>_URL or POS_GATEWAY_URL.`,
 				cfg.Addr = addr
 			}
 			log := g.logger(cfg)
+			tuneGC(g.getenv)
 			hosted, err := parseOnly(only)
 			if err != nil {
 				return err
@@ -108,4 +110,20 @@ func newMigrateCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&only, "only", "", "migrate only these contexts, comma-separated")
 	return cmd
+}
+
+// serverGCPercent is the collector's target when GOGC is not set. The
+// server's live heap is small (tens of MB) and nearly all its garbage is
+// per-request, so Go's default of 100 collects many times a second under
+// load: ~10% of the server's CPU on the checkout path. 200 halves the
+// collections for a heap that peaks at about three times the live one
+// instead of twice.
+const serverGCPercent = 200
+
+// tuneGC sets serverGCPercent unless the environment sets GOGC, which
+// then decides as usual.
+func tuneGC(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(serverGCPercent)
+	}
 }

@@ -170,6 +170,55 @@ type snapshot struct {
 	// started (with the saga's creation, or with the previous step's
 	// success): its driver calls at once, without a "before" write.
 	armed string
+	// unwritten are step writes made in memory and not yet in the
+	// database, which the saga's next write carries (see deferrable).
+	unwritten []stepWrite
+}
+
+// deferrable tells a step whose success need not be written before the
+// next step's call: it must finish and has nothing to undo, so nothing
+// will ever compensate it, and its call is idempotent. When the process
+// dies before the next write, the saga resumes from the step's armed
+// attempt and calls it again, with the same key, to the same effect.
+// Deferring it saves a write per saga (commit_stock's success rides on
+// clear_cart's, refund_order's on restock's).
+func deferrable(def *stepDef) bool {
+	return def != nil && def.mustFinish && def.undo == "" && !def.compensation
+}
+
+// stepDefOf finds a forward step of kind's flow by name.
+func stepDefOf(kind, name string) *stepDef {
+	for _, def := range flowOf(kind).steps {
+		if def.name == name {
+			return def
+		}
+	}
+	return nil
+}
+
+// save writes the saga with own — a step's changed row — and the writes
+// it had kept unwritten. A step armed by an unwritten write is not in the
+// database yet: its row is inserted, as it now stands.
+func (o *Orchestrator) save(ctx context.Context, snap *snapshot, own ...stepWrite) error {
+	writes := make([]stepWrite, 0, len(snap.unwritten)+len(own))
+	for _, u := range snap.unwritten {
+		replaced := false
+		for i := range own {
+			if own[i].row.Step == u.row.Step {
+				own[i].insert = own[i].insert || u.insert
+				replaced = true
+			}
+		}
+		if !replaced {
+			writes = append(writes, u)
+		}
+	}
+	writes = append(writes, own...)
+	if err := o.store.saveWithSteps(ctx, &snap.row, o.opts.Owner, writes...); err != nil {
+		return err
+	}
+	snap.unwritten = nil
+	return nil
 }
 
 func (o *Orchestrator) load(ctx context.Context, id string) (*snapshot, error) {
@@ -200,8 +249,8 @@ func (o *Orchestrator) drive(id string, snap *snapshot) *sagaRow {
 	o.metrics.active.Inc()
 	defer o.metrics.active.Dec()
 	last := func() *sagaRow {
-		if snap == nil {
-			return nil
+		if snap == nil || len(snap.unwritten) > 0 {
+			return nil // not as the database has it
 		}
 		row := snap.row
 		return &row
@@ -269,11 +318,11 @@ func (o *Orchestrator) advance(ctx context.Context, snap *snapshot) error {
 	if row.Status != StateCompensated {
 		row.Status = StateCompensated
 		o.lease(row, now)
-		return o.store.save(ctx, row, o.opts.Owner)
+		return o.save(ctx, snap)
 	}
 	row.Status = StateFailed
 	o.finish(row, now)
-	if err := o.store.save(ctx, row, o.opts.Owner); err != nil {
+	if err := o.save(ctx, snap); err != nil {
 		return err
 	}
 	o.metrics.finished(*row)
@@ -311,7 +360,7 @@ func (o *Orchestrator) runStep(ctx context.Context, snap *snapshot, def *stepDef
 				row.Status = def.state
 			}
 			o.lease(row, now)
-			if err := o.store.saveWithSteps(ctx, row, o.opts.Owner, stepWrite{&st, !existed}); err != nil {
+			if err := o.save(ctx, snap, stepWrite{&st, !existed}); err != nil {
 				return err
 			}
 			steps[def.name], existed = st, true
@@ -364,7 +413,11 @@ func (o *Orchestrator) runStep(ctx context.Context, snap *snapshot, def *stepDef
 			if next != nil {
 				writes = append(writes, stepWrite{next, true})
 			}
-			if err := o.store.saveWithSteps(ctx, row, o.opts.Owner, writes...); err != nil {
+			if next != nil && deferrable(def) && deferrable(stepDefOf(row.Kind, next.Step)) {
+				// Nothing needs this success in the database before the
+				// next call: the next write carries it.
+				snap.unwritten = append(snap.unwritten, writes...)
+			} else if err := o.save(ctx, snap, writes...); err != nil {
 				return err
 			}
 			if next != nil {
@@ -396,7 +449,7 @@ func (o *Orchestrator) runStep(ctx context.Context, snap *snapshot, def *stepDef
 		if retry {
 			o.metrics.step(def.name, "retried")
 			o.lease(row, now)
-			if err := o.store.saveWithSteps(ctx, row, o.opts.Owner, stepWrite{&st, false}); err != nil {
+			if err := o.save(ctx, snap, stepWrite{&st, false}); err != nil {
 				return err
 			}
 			steps[def.name] = st
@@ -418,7 +471,7 @@ func (o *Orchestrator) runStep(ctx context.Context, snap *snapshot, def *stepDef
 			row.Status = def.failState
 		}
 		o.lease(row, now)
-		if err := o.store.saveWithSteps(ctx, row, o.opts.Owner, stepWrite{&st, false}); err != nil {
+		if err := o.save(ctx, snap, stepWrite{&st, false}); err != nil {
 			return err
 		}
 		steps[def.name] = st

@@ -10,8 +10,14 @@
 // timing), so a process may die at any point and the next one continues
 // where it stopped (Resume). On the way forward one write does both: a
 // step's outcome and the next step's first attempt are recorded together
-// (the first step's with the saga itself), so a checkout costs six saga
-// writes, not twelve; on PostgreSQL each is a single statement. Every call carries an idempotency key derived
+// (the first step's with the saga itself). Two more writes are saved
+// where nothing could ever need them: the cart is validated before the
+// saga is written, which is then born CART_VALIDATED with that step done
+// (until the insert commits there is nothing to resume); and a step that
+// must finish and has nothing to undo (commit_stock, refund_order) has
+// its success written with the next step's outcome, so a crash in between
+// repeats it. An approved checkout costs five saga writes, not twelve; on
+// PostgreSQL each is a single statement. Every call carries an idempotency key derived
 // from the saga (reservation_id = saga id, transaction_id = saga id, the
 // order keyed by saga id, refund_id = saga id + ":refund"), so repeating
 // the call a crash interrupted is harmless: the downstream answers what it

@@ -293,7 +293,7 @@ func (o *Orchestrator) checkout(ctx context.Context, idempotencyKey string, in C
 	loc, err := o.location(ctx, in.LocationID)
 	var quote cart.Quote
 	if err == nil {
-		quote, err = o.precheckCart(ctx, in)
+		quote, err = o.validateCartUpfront(ctx, in)
 	}
 	if err != nil {
 		// After a completed checkout the cart is gone, and the replay
@@ -311,18 +311,17 @@ func (o *Orchestrator) checkout(ctx context.Context, idempotencyKey string, in C
 	stored := in
 	stored.Payment.Token = "" // kept in its own column until the charge settles
 	sd := sagaData{Checkout: &stored, RequestID: correlation.From(ctx)}
-	data, err := json.Marshal(sd)
-	if err != nil {
-		return CheckoutResult{}, fmt.Errorf("encode saga: %w", err)
-	}
 	lock := "cart:" + in.SessionID
 	lease := now.Add(o.opts.Lease)
 	row := sagaRow{
 		ID: id, Kind: KindCheckout, Status: StatePending, Version: 1, CustomerID: in.CustomerID,
-		SessionID: in.SessionID, LocationID: loc, ReservationID: id, TotalCents: quote.TotalCents,
-		Currency: quote.Currency, Data: string(data), PaymentToken: in.Payment.Token, LockKey: &lock,
-		Owner: o.opts.Owner, LeaseUntil: &lease, CreatedAt: now, UpdatedAt: now,
+		SessionID: in.SessionID, LocationID: loc, ReservationID: id, PaymentToken: in.Payment.Token,
+		LockKey: &lock, Owner: o.opts.Owner, LeaseUntil: &lease, CreatedAt: now, UpdatedAt: now,
 	}
+	// The cart was validated above, before the saga existed: the saga is
+	// born CART_VALIDATED with that step recorded as done (see
+	// validateCartUpfront).
+	validated := o.validated(&row, &sd, in, quote, now)
 	var key *keyRow
 	if idempotencyKey != "" {
 		key = &keyRow{Scope: scope, IdemKey: idempotencyKey, RequestHash: hash, SagaID: id, CreatedAt: now}
@@ -330,8 +329,8 @@ func (o *Orchestrator) checkout(ctx context.Context, idempotencyKey string, in C
 	// Registered as running before it exists, so that a duplicate request
 	// finding it never mistakes it for a saga nobody drives.
 	d := o.markRunning(id)
-	snap := o.created(row, sd)
-	if err := o.store.insert(ctx, &snap.row, snap.first(), key); err != nil {
+	snap := o.created(row, sd, validated)
+	if err := o.store.insert(ctx, &snap.row, snap.inserted(), key); err != nil {
 		o.stopped(id, d)
 		if errors.Is(err, errKeyTaken) || (errors.Is(err, errLocked) && idempotencyKey != "") {
 			if res, found, rerr := o.replay(ctx, scope, idempotencyKey, hash); found || rerr != nil {
@@ -422,11 +421,21 @@ func (o *Orchestrator) location(ctx context.Context, id string) (string, error) 
 	return res.Items[0].ID, nil
 }
 
-// precheckCart refuses, before any saga exists, a checkout whose cart
-// cannot be bought: unknown session, empty cart, someone else's cart, a
-// total the payment context would refuse. It only reads; the saga's cart
-// step prices the cart again and that price is the one charged.
-func (o *Orchestrator) precheckCart(ctx context.Context, in CheckoutRequest) (cart.Quote, error) {
+// validateCartUpfront is the checkout's validate_cart step, run before the saga
+// is written: it refuses a cart that cannot be bought (unknown session,
+// empty, someone else's, a total the payment context would refuse) with a
+// 4xx and no saga, makes the cart the buyer's, and prices it for the
+// shipping province — the price reserved, charged and ordered.
+//
+// Running it before the saga exists instead of as the driver's first
+// step saves a write per checkout and the cart's reads done twice, and
+// changes nothing a crash could see: until the saga's insert commits
+// there is nothing to resume, and the request fails (its replay with the
+// same Idempotency-Key starts afresh); the step's only effect, the cart's
+// owner, is what the buyer asked for whether or not the checkout goes on.
+// The cart can change after it was priced either way (the cart context
+// does not know about sagas): what is charged is the quote recorded.
+func (o *Orchestrator) validateCartUpfront(ctx context.Context, in CheckoutRequest) (cart.Quote, error) {
 	q, err := o.deps.Carts.Calculate(ctx, in.SessionID, in.ShippingAddress.Province)
 	switch {
 	case errs.IsKind(err, errs.NotFound):
@@ -442,7 +451,35 @@ func (o *Orchestrator) precheckCart(ctx context.Context, in CheckoutRequest) (ca
 	case q.TotalCents > MaxTotalCents:
 		return cart.Quote{}, errs.Field("session_id", "the total %d is over the %d cents one payment may take", q.TotalCents, int64(MaxTotalCents))
 	}
+	if q.CustomerID == "" {
+		// An anonymous cart becomes the buyer's; a cart already theirs
+		// (filled with their token) needs no write.
+		_, err := o.deps.Carts.AttachCustomer(ctx, in.SessionID, in.CustomerID)
+		switch {
+		case errs.IsKind(err, errs.NotFound):
+			return cart.Quote{}, errs.Field("session_id", "no cart for this session (it may have expired)")
+		case errs.IsKind(err, errs.Conflict):
+			return cart.Quote{}, fmt.Errorf("the cart belongs to another customer: %w", errs.Forbidden)
+		case err != nil:
+			return cart.Quote{}, fmt.Errorf("attach the cart to its buyer: %w", err)
+		}
+		q.CustomerID = in.CustomerID
+	}
 	return q, nil
+}
+
+// validated records, on a checkout saga about to be inserted, the
+// validate_cart step validateCartUpfront ran: the step as its driver would have
+// written it, and its effect on the saga (the quote, the total, the state
+// CART_VALIDATED).
+func (o *Orchestrator) validated(row *sagaRow, data *sagaData, in CheckoutRequest, q cart.Quote, now time.Time) stepRow {
+	req := cartRequest{SessionID: in.SessionID, CustomerID: in.CustomerID, Province: in.ShippingAddress.Province}
+	data.Quote = &q
+	row.Data = encode(data)
+	row.TotalCents, row.Currency = q.TotalCents, q.Currency
+	row.Status = StateCartValidated
+	return stepRow{SagaID: row.ID, Seq: 1, Step: StepValidateCart, Status: StepSucceeded, Attempts: 1,
+		Request: encode(req), Response: encode(q), StartedAt: now, AttemptedAt: now, FinishedAt: &now}
 }
 
 // CancelOrder implements Service. A caller with a principal (an HTTP
@@ -509,7 +546,7 @@ func (o *Orchestrator) cancelOrder(ctx context.Context, orderID string) (CancelR
 	}
 	d := o.markRunning(id)
 	snap := o.created(row, sd)
-	if err := o.store.insert(ctx, &snap.row, snap.first(), nil); err != nil {
+	if err := o.store.insert(ctx, &snap.row, snap.inserted(), nil); err != nil {
 		o.stopped(id, d)
 		if !errors.Is(err, errLocked) {
 			return CancelResult{}, err
@@ -579,23 +616,27 @@ func (o *Orchestrator) ListSagas(ctx context.Context, f Filter) (page.Result[Sag
 }
 
 // created is the snapshot of a saga about to be inserted: the row, its
-// data, and its first step's first attempt, armed so that the driver
-// calls at once.
-func (o *Orchestrator) created(row sagaRow, data sagaData) *snapshot {
+// data, the steps done before it was written, and its next step's first
+// attempt, armed so that the driver calls at once.
+func (o *Orchestrator) created(row sagaRow, data sagaData, done ...stepRow) *snapshot {
 	snap := &snapshot{row: row, data: data, steps: map[string]stepRow{}}
+	for _, st := range done {
+		snap.steps[st.Step] = st
+	}
 	if first := o.arm(&snap.row, &snap.data, snap.steps, row.CreatedAt); first != nil {
 		snap.steps[first.Step], snap.armed = *first, first.Step
 	}
 	return snap
 }
 
-// first is the armed first step of a snapshot made by created.
-func (s *snapshot) first() *stepRow {
-	st, ok := s.steps[s.armed]
-	if !ok {
-		return nil
+// inserted is the steps of a snapshot made by created, in order.
+func (s *snapshot) inserted() []stepRow {
+	out := make([]stepRow, 0, len(s.steps))
+	for _, st := range s.steps {
+		out = append(out, st)
 	}
-	return &st
+	slices.SortFunc(out, func(a, b stepRow) int { return a.Seq - b.Seq })
+	return out
 }
 
 // await waits until the saga is final, its driver in this process stopped

@@ -159,7 +159,11 @@ type cartRequest struct {
 }
 
 // validateCart makes the cart the buyer's and prices it for the shipping
-// province; that price is the one reserved, charged and ordered.
+// province; that price is the one reserved, charged and ordered. A new
+// checkout runs this step before its saga is written
+// (Orchestrator.validateCartUpfront) and is born CART_VALIDATED; the
+// driver runs it only for a saga an earlier version of this code wrote
+// PENDING, when it resumes one.
 func validateCart(x *execution) (any, func(context.Context) (result, error)) {
 	req := cartRequest{SessionID: x.row.SessionID, CustomerID: x.row.CustomerID, Province: x.data.Checkout.ShippingAddress.Province}
 	return req, func(ctx context.Context) (result, error) {

@@ -166,15 +166,16 @@ var (
 	errLocked = errors.New("saga: lock key taken")
 )
 
-// insert writes a new saga, its first step's first attempt when given
-// (so the driver calls at once, without a "before" write of its own) and,
-// when the caller gave one, its idempotency key, in one transaction. The
+// insert writes a new saga, its steps so far (the steps done before it
+// was written, and the first attempt of the step its driver calls at
+// once, without a "before" write of its own) and, when the caller gave
+// one, its idempotency key, in one transaction. The
 // saga goes first: two requests with the same key and body race on the
 // saga's lock key and the loser, once the winner commits, finds the key
 // and replays.
-func (s *store) insert(ctx context.Context, row *sagaRow, first *stepRow, key *keyRow) error {
+func (s *store) insert(ctx context.Context, row *sagaRow, steps []stepRow, key *keyRow) error {
 	if s.oneStatement {
-		return s.insertInOneStatement(ctx, row, first, key)
+		return s.insertInOneStatement(ctx, row, steps, key)
 	}
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Create(row).Error; err != nil {
@@ -183,8 +184,8 @@ func (s *store) insert(ctx context.Context, row *sagaRow, first *stepRow, key *k
 			}
 			return fmt.Errorf("insert saga: %w", err)
 		}
-		if first != nil {
-			if err := tx.Create(first).Error; err != nil {
+		for i := range steps {
+			if err := tx.Create(&steps[i]).Error; err != nil {
 				return fmt.Errorf("insert saga step: %w", err)
 			}
 		}
@@ -207,7 +208,7 @@ func (s *store) insert(ctx context.Context, row *sagaRow, first *stepRow, key *k
 // insertInOneStatement is insert as one PostgreSQL statement (see
 // saveInOneStatement). Which unique constraint refused it tells a cart
 // already being checked out from a key already used.
-func (s *store) insertInOneStatement(ctx context.Context, row *sagaRow, first *stepRow, key *keyRow) error {
+func (s *store) insertInOneStatement(ctx context.Context, row *sagaRow, steps []stepRow, key *keyRow) error {
 	var q strings.Builder
 	q.WriteString(`WITH s AS (INSERT INTO sagas (id, kind, status, version, customer_id, session_id, location_id,
  reservation_id, payment_id, order_id, total_cents, currency, data, payment_token, failed_step, error, error_kind,
@@ -217,12 +218,13 @@ func (s *store) insertInOneStatement(ctx context.Context, row *sagaRow, first *s
 		row.ReservationID, row.PaymentID, row.OrderID, row.TotalCents, row.Currency, row.Data, row.PaymentToken,
 		row.FailedStep, row.Error, row.ErrorKind, row.ErrorStatus, row.LockKey, row.Owner, row.LeaseUntil,
 		row.CreatedAt, row.UpdatedAt, row.FinishedAt}
-	if first != nil {
-		q.WriteString(`, st AS (INSERT INTO saga_steps (saga_id, seq, step, compensation, status, attempts, request,
- started_at, attempted_at) SELECT s.id, ?::integer, ?::text, ?::boolean, ?::text, ?::integer, ?::text,
- ?::timestamp, ?::timestamp FROM s)`)
-		args = append(args, first.Seq, first.Step, first.Compensation, first.Status, first.Attempts, first.Request,
-			first.StartedAt, first.AttemptedAt)
+	for i, st := range steps {
+		fmt.Fprintf(&q, `, st%d AS (INSERT INTO saga_steps (saga_id, seq, step, compensation, status, attempts,
+ request, response, error, error_kind, started_at, attempted_at, finished_at)
+ SELECT s.id, ?::integer, ?::text, ?::boolean, ?::text, ?::integer, ?::text, ?::text, ?::text, ?::text,
+ ?::timestamp, ?::timestamp, ?::timestamp FROM s)`, i)
+		args = append(args, st.Seq, st.Step, st.Compensation, st.Status, st.Attempts, st.Request, st.Response,
+			st.Error, st.ErrorKind, st.StartedAt, st.AttemptedAt, st.FinishedAt)
 	}
 	if key != nil {
 		q.WriteString(`, k AS (INSERT INTO checkout_keys (scope, idem_key, request_hash, saga_id, created_at)

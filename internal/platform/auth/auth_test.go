@@ -47,6 +47,47 @@ func TestTokens(t *testing.T) {
 	}
 }
 
+// TestVerifiedTokensRemembered: a token verified once is answered from
+// memory until it expires, and only that exact token: a copy with a
+// changed signature or claims is still refused, and the memory stays
+// bounded.
+func TestVerifiedTokensRemembered(t *testing.T) {
+	tok, err := NewTokens([]byte(strings.Repeat("s", 32)), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, _ := tok.Issue("cus_1", "a@example.com")
+	if _, err := tok.Verify(signed); err != nil {
+		t.Fatal(err)
+	}
+	last := signed[len(signed)-1]
+	flipped := byte('A')
+	if last == 'A' {
+		flipped = 'B'
+	}
+	if _, err := tok.Verify(signed[:len(signed)-1] + string(flipped)); !errors.Is(err, errs.Unauthorized) {
+		t.Fatalf("a token with another signature was accepted after the real one: %v", err)
+	}
+	parts := strings.Split(signed, ".")
+	forged, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "cus_2", "iss": "pos",
+		"exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte(strings.Repeat("x", 32)))
+	if _, err := tok.Verify(strings.Split(forged, ".")[0] + "." + strings.Split(forged, ".")[1] + "." + parts[2]); !errors.Is(err, errs.Unauthorized) {
+		t.Fatalf("other claims under a remembered signature were accepted: %v", err)
+	}
+	for i := range maxVerified + 10 {
+		s, _ := tok.Issue(fmt.Sprintf("cus_%d", i), "")
+		if p, err := tok.Verify(s); err != nil || p.Subject != fmt.Sprintf("cus_%d", i) {
+			t.Fatalf("token %d: %+v %v", i, p, err)
+		}
+	}
+	if n := len(tok.verified); n > maxVerified {
+		t.Fatalf("%d tokens remembered, the bound is %d", n, maxVerified)
+	}
+	if p, err := tok.Verify(signed); err != nil || p.Subject != "cus_1" {
+		t.Fatalf("a token forgotten when the memory was emptied must verify again: %+v %v", p, err)
+	}
+}
+
 func TestLoadSecret(t *testing.T) {
 	dir := t.TempDir()
 	a, err := LoadSecret("", "", dir)
