@@ -70,6 +70,11 @@ type doc struct {
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
 	ExpiresAt  time.Time `json:"expires_at"`
+	// Write is unique to the write that stored this value, in the Redis
+	// store: it makes the bytes of every write distinct, so the
+	// compare-and-set script can tell its own write already applied (a
+	// command retried after its reply was lost) from another's.
+	Write string `json:"write,omitempty"`
 }
 
 type lineDoc struct {
