@@ -126,15 +126,18 @@ func parseOnly(only string) ([]string, error) {
 // newWiring opens the databases of the hosted contexts (migrating them
 // unless told not to) and builds every hosted context.
 func newWiring(ctx context.Context, cfg config.Config, log *slog.Logger, hosted []string, migrate bool) (w *wiring, err error) {
-	w = &wiring{cfg: cfg, log: log, hosted: map[string]bool{}, migrate: migrate, reg: prometheus.NewRegistry()}
+	built := &wiring{cfg: cfg, log: log, hosted: map[string]bool{}, migrate: migrate, reg: prometheus.NewRegistry()}
 	for _, h := range hosted {
-		w.hosted[h] = true
+		built.hosted[h] = true
 	}
+	// What was opened is closed on failure: built, not w, which every
+	// failing return sets to nil.
 	defer func() {
 		if err != nil {
-			w.Close()
+			built.Close()
 		}
 	}()
+	w = built
 	secret, err := auth.LoadSecret(cfg.JWTSecret, cfg.JWTSecretFile, cfg.DataDir)
 	if err != nil {
 		return nil, err
