@@ -346,6 +346,7 @@ func (o *Orchestrator) checkout(ctx context.Context, idempotencyKey string, in C
 		}
 		return CheckoutResult{}, err
 	}
+	o.metrics.step(StepValidateCart, StepSucceeded) // counted as when the driver ran it
 	o.launch(d, snap)
 	return o.checkoutResult(ctx, id)
 }
