@@ -144,3 +144,44 @@ func TestSQLiteWaitingTransactionsHoldNoConnection(t *testing.T) {
 		t.Errorf("%d rows (%v), want %d", n, err, waiting+1)
 	}
 }
+
+// TestSQLiteStatementsOutliveTheirTransaction: a statement gorm's cache
+// first meets inside a transaction is prepared on the pool, so it is
+// still open once the transaction ends and later transactions reuse it
+// (database/sql then compiles it at most once per connection). Prepared on
+// the transaction, it was closed at commit, and every later transaction
+// compiled it again.
+func TestSQLiteStatementsOutliveTheirTransaction(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	gdb, err := db.Open(ctx, testkit.SQLite.Options(t, "stmts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close(gdb) })
+	if err := gdb.Exec(`CREATE TABLE things (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)`).Error; err != nil {
+		t.Fatal(err)
+	}
+	const insert = `INSERT INTO things (id, n) VALUES (?, ?) -- first met in a transaction`
+	for i := range 3 {
+		err := gdb.Transaction(func(tx *gorm.DB) error { return tx.Exec(insert, i, i).Error })
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cache, ok := gdb.ConnPool.(*gorm.PreparedStmtDB)
+	if !ok {
+		t.Fatalf("gorm's statement cache is off on SQLite (%T)", gdb.ConnPool)
+	}
+	st, ok := cache.Stmts.Get(insert)
+	if !ok {
+		t.Fatal("the statement is not in gorm's cache")
+	}
+	if _, err := st.Stmt.ExecContext(ctx, 10, 10); err != nil {
+		t.Fatalf("the cached statement died with its transaction: %v", err)
+	}
+	var n int64
+	if err := gdb.Raw(`SELECT COUNT(*) FROM things`).Scan(&n).Error; err != nil || n != 4 {
+		t.Fatalf("%d rows, %v; want 4", n, err)
+	}
+}
