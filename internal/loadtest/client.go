@@ -160,7 +160,14 @@ func (c *client) do(ctx context.Context, rec *Recorder, k call) (int, error) {
 func (c *client) send(ctx context.Context, rec *Recorder, k call, conn **rawConn) (int, error) {
 	var ex exchange
 	if conn != nil && c.raw != nil && rawEligible(k) {
-		ex = c.exchangeRaw(ctx, k, conn)
+		var body []byte
+		if k.body != nil {
+			var err error
+			if body, err = json.Marshal(k.body); err != nil {
+				return 0, fmt.Errorf("%s: encode body: %w", k.op.Name(), err)
+			}
+		}
+		ex = c.exchangeRaw(ctx, k, body, conn)
 	} else {
 		var err error
 		if ex, err = c.exchange(ctx, k); err != nil {

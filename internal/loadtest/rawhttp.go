@@ -20,11 +20,11 @@ import (
 // (a writer and a reader) and back, through channels and timers, and
 // parses every header into a map: on catalog-100vu that machinery, not the
 // system calls, was most of the generator's CPU (pprof: readLoop,
-// writeLoop, selectgo, findRunnable, readMIMEHeader). A VU's GETs
+// writeLoop, selectgo, findRunnable, readMIMEHeader). A VU's requests
 // therefore go over a connection of its own, written and read in the VU's
 // goroutine: one write and one or two reads per request, no goroutine
-// switch, no allocation beyond the body it keeps. Everything else (bodies,
-// https targets, odd paths or header values) keeps using net/http.
+// switch, no allocation beyond the body it keeps. https targets and odd
+// paths or header values keep using net/http.
 
 // rawConn is one VU's keep-alive HTTP/1.1 connection.
 type rawConn struct {
@@ -39,7 +39,15 @@ type rawConn struct {
 	// served counts the answers read: only a connection that served one
 	// may have been closed by the server while idle.
 	served int
+	// used is when the last answer was read.
+	used time.Time
 }
+
+// rawStaleAfter is how long a connection may sit idle before a request
+// that cannot be sent twice (resendable) takes a new one instead: servers
+// close idle keep-alive connections (pos after 120 s), and such a request
+// meeting a closed one would fail rather than be sent again.
+const rawStaleAfter = 30 * time.Second
 
 // rawTarget is where the raw path connects and what it writes, taken
 // from the target URL once; nil when the target is not plain http.
@@ -64,13 +72,27 @@ func newRawTarget(base string) *rawTarget {
 	return &rawTarget{addr: addr, host: u.Host, prefix: u.EscapedPath()}
 }
 
-// rawEligible tells whether k may take the raw path: a GET without a
-// body whose path and header values need no escaping or checking (they
-// are the generator's own, but a value with a line break must never be
-// written as is).
+// rawEligible tells whether k may take the raw path: a call whose method,
+// path and header values need no escaping or checking (they are the
+// generator's own, but a value with a line break must never be written as
+// is).
 func rawEligible(k call) bool {
-	return k.op.Method == "GET" && k.body == nil && pathSafe(k.path) &&
+	_, known := rawMethods[k.op.Method]
+	return known && pathSafe(k.path) &&
 		headerSafe(k.apiKey) && headerSafe(k.bearer) && headerSafe(k.idem)
+}
+
+// rawMethods are the methods the raw path writes; the value tells those
+// that send a Content-Length even without a body, as net/http does.
+var rawMethods = map[string]bool{"GET": false, "DELETE": false, "POST": true, "PUT": true, "PATCH": true}
+
+// resendable tells a request that may be sent again after the server
+// closed its idle connection: net/http's rule, idempotent methods and
+// requests carrying an Idempotency-Key. Another POST is not repeated,
+// though the server cannot have seen it: the ledger of the run must never
+// count a line the target added twice.
+func resendable(k call) bool {
+	return k.op.Method == "GET" || k.op.Method == "DELETE" || k.op.Method == "PUT" || k.idem != ""
 }
 
 // pathSafe accepts visible ASCII only: what http.NewRequest would send
@@ -103,10 +125,12 @@ var aLongTimeAgo = time.Unix(1, 0)
 // comes near it).
 const maxRawHeaderLine = 16 << 10
 
-// appendRawRequest writes the request of k: the headers net/http would
-// send for it, but a User-Agent naming the generator.
-func (t *rawTarget) appendRawRequest(b []byte, k call) []byte {
-	b = append(b, "GET "...)
+// appendRawRequest writes the request of k with its JSON body: the
+// headers net/http would send for it, but a User-Agent naming the
+// generator.
+func (t *rawTarget) appendRawRequest(b []byte, k call, body []byte) []byte {
+	b = append(b, k.op.Method...)
+	b = append(b, ' ')
 	b = append(b, t.prefix...)
 	if !isHealthPath(k.path) {
 		b = append(b, apiPrefix...)
@@ -130,22 +154,35 @@ func (t *rawTarget) appendRawRequest(b []byte, k call) []byte {
 		b = append(b, k.idem...)
 		b = append(b, "\r\n"...)
 	}
-	return append(b, "\r\n"...)
+	if body != nil {
+		b = append(b, "Content-Type: application/json\r\n"...)
+	}
+	if body != nil || rawMethods[k.op.Method] {
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, int64(len(body)), 10)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	return append(b, body...)
 }
 
 // errServerClosed is an idle keep-alive connection the server closed
 // before the request reached it: the request is sent again on a new one.
 var errServerClosed = errors.New("server closed the idle connection")
 
-// exchangeRaw sends k on the VU's connection *slot (dialling one when
-// there is none) and reads the answer, keeping what k.keep asks of its
-// body. A connection that failed is closed and forgotten; a request that
-// met a connection the server had closed while idle is sent once more on
-// a new one, as net/http does (only GETs come here, so that is safe).
-func (c *client) exchangeRaw(ctx context.Context, k call, slot **rawConn) exchange {
+// exchangeRaw sends k, with body, on the VU's connection *slot (dialling
+// one when there is none) and reads the answer, keeping what k.keep asks
+// of its body. A connection that failed is closed and forgotten; a
+// request that met a connection the server had closed while idle is sent
+// once more on a new one when it may be (resendable), as net/http does.
+func (c *client) exchangeRaw(ctx context.Context, k call, body []byte, slot **rawConn) exchange {
 	ex := exchange{start: time.Now()}
 	for attempt := 0; ; attempt++ {
 		rc := *slot
+		if rc != nil && !resendable(k) && time.Since(rc.used) > rawStaleAfter {
+			c.dropRaw(slot)
+			rc = nil
+		}
 		if rc != nil && !rc.arm(ctx, c.timeout) {
 			c.dropRaw(slot)
 			rc = nil
@@ -160,10 +197,11 @@ func (c *client) exchangeRaw(ctx context.Context, k call, slot **rawConn) exchan
 			rc.arm(ctx, c.timeout)
 		}
 		reused := rc.served > 0
-		rc.wbuf = c.raw.appendRawRequest(rc.wbuf[:0], k)
+		rc.wbuf = c.raw.appendRawRequest(rc.wbuf[:0], k, body)
 		status, body, keepAlive, err := rc.roundTrip(rc.wbuf, k)
 		if err == nil {
 			rc.served++
+			rc.used = time.Now()
 			if !keepAlive {
 				c.dropRaw(slot)
 			}
@@ -171,7 +209,7 @@ func (c *client) exchangeRaw(ctx context.Context, k call, slot **rawConn) exchan
 			return ex
 		}
 		c.dropRaw(slot)
-		if errors.Is(err, errServerClosed) && reused && attempt == 0 && ctx.Err() == nil {
+		if errors.Is(err, errServerClosed) && reused && attempt == 0 && ctx.Err() == nil && resendable(k) {
 			continue
 		}
 		ex.status, ex.err, ex.end = status, err, time.Now()
@@ -271,7 +309,7 @@ func (rc *rawConn) roundTrip(req []byte, k call) (status int, body []byte, keepA
 		}
 		keepAlive = !h.close && (!http10 || h.keepAlive)
 		body, err = rc.readBody(status, h, k.keep(status))
-		if h.length < 0 && !h.chunked {
+		if h.length < 0 && !h.chunked && !bodiless(status) {
 			keepAlive = false // the body ended with the connection
 		}
 		return status, body, keepAlive, err
@@ -318,10 +356,14 @@ func (rc *rawConn) readHead() (head, error) {
 	}
 }
 
+// bodiless tells the statuses whose answers never have a body, however
+// their head is framed (RFC 9112, section 6.3).
+func bodiless(status int) bool { return status == 204 || status == 304 }
+
 // readBody reads the body of an answer with head h, keeping up to keep
 // bytes of it (-1: all of it) and discarding the rest.
 func (rc *rawConn) readBody(status int, h head, keep int) ([]byte, error) {
-	if status == 204 || status == 304 {
+	if bodiless(status) {
 		return nil, nil
 	}
 	var sink bodySink

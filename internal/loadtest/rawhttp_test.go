@@ -3,8 +3,10 @@ package loadtest
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -39,6 +41,18 @@ func rawTestServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
 		w.Header().Set("Content-Type", "application/problem+json")
 		w.WriteHeader(409)
 		_, _ = w.Write([]byte(`{"title":"Conflict","status":409,"detail":"register R1 already has an open session","saga_id":"s1"}`))
+	})
+	mux.HandleFunc("/api/v1/echo", func(w http.ResponseWriter, r *http.Request) {
+		// What arrived, as the server saw it: method, body and the headers
+		// that frame it.
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		out, _ := json.Marshal(map[string]any{"id": r.Method, "q": fmt.Sprintf("%s|%s|%d|%s", body,
+			r.Header.Get("Content-Type"), r.ContentLength, r.Header.Get("Idempotency-Key"))})
+		_, _ = w.Write(out)
 	})
 	mux.HandleFunc("/api/v1/empty", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) })
 	mux.HandleFunc("/api/v1/close", func(w http.ResponseWriter, _ *http.Request) {
@@ -84,6 +98,11 @@ func TestRawClientAnswersLikeNetHTTP(t *testing.T) {
 		{op: opGetOrder, path: "/close"},
 		{op: opHealth, path: "/health/live"},
 		{op: opGetProduct, path: "/ok?page=3", apiKey: "k", bearer: "tok"},
+		{op: opAddCartItem, path: "/echo", body: map[string]any{"product_id": "prd_1", "quantity": 2}},
+		{op: opCheckout, path: "/echo", body: map[string]any{"session_id": "s é"}, idem: "key-1"},
+		{op: opCancelOrder, path: "/echo"},
+		{op: opClearCart, path: "/echo"},
+		{op: opCalculate, path: "/echo?province=QC", body: map[string]any{}},
 	}
 	ctx := context.Background()
 	for _, decode := range []bool{false, true} {
@@ -258,8 +277,73 @@ func TestRawClientRetriesAConnectionClosedWhileIdle(t *testing.T) {
 	}
 }
 
+// TestRawClientResendsOnlyWhatMayBeSentTwice: on a connection the server
+// closed while idle, a GET and a POST with an Idempotency-Key are sent
+// again on a new one, but another POST is an error, as with net/http:
+// the ledger must never count a cart line the target may have added
+// twice. A POST after a long idle takes a new connection first.
+func TestRawClientResendsOnlyWhatMayBeSentTwice(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted, served atomic.Int64
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			go func() {
+				defer nc.Close()
+				req, err := http.ReadRequest(bufio.NewReader(nc))
+				if err != nil {
+					return
+				}
+				_, _ = io.Copy(io.Discard, req.Body)
+				served.Add(1)
+				// One answer, then the connection ends with no notice.
+				_, _ = nc.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{\"id\":\"x\"}\n"))
+			}()
+		}
+	}()
+	c := newClient("http://"+ln.Addr().String(), 1, time.Second)
+	defer c.close()
+	rec := NewRecorder(time.Now())
+	var conn *rawConn
+	send := func(k call) error {
+		_, err := c.send(context.Background(), rec, k, &conn)
+		time.Sleep(20 * time.Millisecond) // let the close arrive
+		return err
+	}
+	body := map[string]any{"product_id": "prd_1"}
+	if err := send(call{op: opListProducts, path: "/x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(call{op: opCheckout, path: "/x", body: body, idem: "k1"}); err != nil {
+		t.Fatalf("a POST with an Idempotency-Key was not sent again: %v", err)
+	}
+	before := served.Load()
+	if err := send(call{op: opAddCartItem, path: "/x", body: body}); err == nil {
+		t.Fatal("a POST without an Idempotency-Key was sent again on a new connection")
+	}
+	if served.Load() != before {
+		t.Fatal("the closed connection served the POST")
+	}
+	if err := send(call{op: opListProducts, path: "/x"}); err != nil {
+		t.Fatal(err)
+	}
+	// Idle past rawStaleAfter: the POST takes a new connection at once.
+	conn.used = time.Now().Add(-2 * rawStaleAfter)
+	if err := send(call{op: opAddCartItem, path: "/x", body: body}); err != nil {
+		t.Fatalf("a POST after a long idle: %v", err)
+	}
+}
+
 // TestRawTarget: only plain http targets take the raw path, with their
-// path prefix; calls with a body or an unsafe value keep net/http.
+// path prefix; calls with an unsafe value keep net/http.
 func TestRawTarget(t *testing.T) {
 	for base, want := range map[string]*rawTarget{
 		"http://127.0.0.1:8080":         {addr: "127.0.0.1:8080", host: "127.0.0.1:8080"},
@@ -274,7 +358,6 @@ func TestRawTarget(t *testing.T) {
 		}
 	}
 	for _, k := range []call{
-		{op: opCreateSale, path: "/sales", body: map[string]int{"a": 1}},
 		{op: opListProducts, path: "/products?search=a b"},
 		{op: opListProducts, path: "/products", bearer: "x\r\nX-Evil: 1"},
 	} {
@@ -284,5 +367,8 @@ func TestRawTarget(t *testing.T) {
 	}
 	if !rawEligible(call{op: opListProducts, path: "/products?page=2", apiKey: "k"}) {
 		t.Error("a plain GET does not take the raw path")
+	}
+	if !rawEligible(call{op: opCreateSale, path: "/sales", body: map[string]int{"a": 1}}) {
+		t.Error("a POST with a body does not take the raw path")
 	}
 }
