@@ -222,16 +222,18 @@ func TestRawClientTimeoutAndCancel(t *testing.T) {
 	}
 }
 
-// TestRawClientRetriesAConnectionClosedWhileIdle: a server that closes
-// keep-alive connections without saying so (an idle timeout) costs the
-// VU a reconnection, never an error.
-func TestRawClientRetriesAConnectionClosedWhileIdle(t *testing.T) {
+// oneAnswerServer is a server that closes keep-alive connections without
+// saying so, as after an idle timeout: each connection gets one answer
+// ({"id":"x"}) and ends. It counts the connections it accepted and the
+// requests it answered.
+func oneAnswerServer(t *testing.T) (addr string, accepted, served *atomic.Int64) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	var accepted atomic.Int64
+	t.Cleanup(func() { ln.Close() })
+	accepted, served = &atomic.Int64{}, &atomic.Int64{}
 	go func() {
 		for {
 			nc, err := ln.Accept()
@@ -241,22 +243,25 @@ func TestRawClientRetriesAConnectionClosedWhileIdle(t *testing.T) {
 			accepted.Add(1)
 			go func() {
 				defer nc.Close()
-				br := bufio.NewReader(nc)
-				for {
-					line, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if line == "\r\n" {
-						break
-					}
+				req, err := http.ReadRequest(bufio.NewReader(nc))
+				if err != nil {
+					return
 				}
-				// One answer, then the connection ends with no notice.
+				_, _ = io.Copy(io.Discard, req.Body)
+				served.Add(1)
 				_, _ = nc.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{\"id\":\"x\"}\n"))
 			}()
 		}
 	}()
-	c := newClient("http://"+ln.Addr().String(), 1, time.Second)
+	return ln.Addr().String(), accepted, served
+}
+
+// TestRawClientRetriesAConnectionClosedWhileIdle: a server that closes
+// keep-alive connections without saying so (an idle timeout) costs the
+// VU a reconnection, never an error.
+func TestRawClientRetriesAConnectionClosedWhileIdle(t *testing.T) {
+	addr, accepted, _ := oneAnswerServer(t)
+	c := newClient("http://"+addr, 1, time.Second)
 	defer c.close()
 	rec := NewRecorder(time.Now())
 	var conn *rawConn
@@ -283,33 +288,8 @@ func TestRawClientRetriesAConnectionClosedWhileIdle(t *testing.T) {
 // the ledger must never count a cart line the target may have added
 // twice. A POST after a long idle takes a new connection first.
 func TestRawClientResendsOnlyWhatMayBeSentTwice(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var accepted, served atomic.Int64
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			go func() {
-				defer nc.Close()
-				req, err := http.ReadRequest(bufio.NewReader(nc))
-				if err != nil {
-					return
-				}
-				_, _ = io.Copy(io.Discard, req.Body)
-				served.Add(1)
-				// One answer, then the connection ends with no notice.
-				_, _ = nc.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{\"id\":\"x\"}\n"))
-			}()
-		}
-	}()
-	c := newClient("http://"+ln.Addr().String(), 1, time.Second)
+	addr, _, served := oneAnswerServer(t)
+	c := newClient("http://"+addr, 1, time.Second)
 	defer c.close()
 	rec := NewRecorder(time.Now())
 	var conn *rawConn
