@@ -89,8 +89,9 @@ var rawMethods = map[string]bool{"GET": false, "DELETE": false, "POST": true, "P
 // resendable tells a request that may be sent again after the server
 // closed its idle connection: net/http's rule, idempotent methods and
 // requests carrying an Idempotency-Key. Another POST is not repeated,
-// though the server cannot have seen it: the ledger of the run must never
-// count a line the target added twice.
+// though a server that closed the connection while idle has most likely
+// not seen it: the ledger of the run must never miss a cart line the
+// target added twice.
 func resendable(k call) bool {
 	return k.op.Method == "GET" || k.op.Method == "DELETE" || k.op.Method == "PUT" || k.idem != ""
 }
@@ -167,7 +168,8 @@ func (t *rawTarget) appendRawRequest(b []byte, k call, body []byte) []byte {
 }
 
 // errServerClosed is an idle keep-alive connection the server closed
-// before the request reached it: the request is sent again on a new one.
+// before the request reached it: a request that may be repeated
+// (resendable) is sent again on a new one.
 var errServerClosed = errors.New("server closed the idle connection")
 
 // exchangeRaw sends k, with body, on the VU's connection *slot (dialling
