@@ -459,9 +459,10 @@ func (o *Orchestrator) validateCartUpfront(ctx context.Context, in CheckoutReque
 		switch {
 		case errs.IsKind(err, errs.NotFound):
 			return cart.Quote{}, errs.Field("session_id", "no cart for this session (it may have expired)")
-		case errs.IsKind(err, errs.Conflict):
-			return cart.Quote{}, fmt.Errorf("the cart belongs to another customer: %w", errs.Forbidden)
 		case err != nil:
+			// A Conflict keeps its kind and the cart's words: another
+			// customer took the cart since it was priced, or it changed
+			// too often to be written (retry later).
 			return cart.Quote{}, fmt.Errorf("attach the cart to its buyer: %w", err)
 		}
 		q.CustomerID = in.CustomerID

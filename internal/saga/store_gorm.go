@@ -205,6 +205,18 @@ func (s *store) insert(ctx context.Context, row *sagaRow, steps []stepRow, key *
 	return err
 }
 
+// insertStepCTE appends to q the CTE st<i> inserting st once the saga's
+// CTE s has written its row, and returns args with its arguments. Casts,
+// because a SELECT list's parameters would otherwise be taken for text.
+func insertStepCTE(q *strings.Builder, i int, st *stepRow, args []any) []any {
+	fmt.Fprintf(q, `, st%d AS (INSERT INTO saga_steps (saga_id, seq, step, compensation, status, attempts,
+ request, response, error, error_kind, started_at, attempted_at, finished_at)
+ SELECT s.id, ?::integer, ?::text, ?::boolean, ?::text, ?::integer, ?::text, ?::text, ?::text, ?::text,
+ ?::timestamp, ?::timestamp, ?::timestamp FROM s)`, i)
+	return append(args, st.Seq, st.Step, st.Compensation, st.Status, st.Attempts, st.Request, st.Response,
+		st.Error, st.ErrorKind, st.StartedAt, st.AttemptedAt, st.FinishedAt)
+}
+
 // insertInOneStatement is insert as one PostgreSQL statement (see
 // saveInOneStatement). Which unique constraint refused it tells a cart
 // already being checked out from a key already used.
@@ -218,13 +230,8 @@ func (s *store) insertInOneStatement(ctx context.Context, row *sagaRow, steps []
 		row.ReservationID, row.PaymentID, row.OrderID, row.TotalCents, row.Currency, row.Data, row.PaymentToken,
 		row.FailedStep, row.Error, row.ErrorKind, row.ErrorStatus, row.LockKey, row.Owner, row.LeaseUntil,
 		row.CreatedAt, row.UpdatedAt, row.FinishedAt}
-	for i, st := range steps {
-		fmt.Fprintf(&q, `, st%d AS (INSERT INTO saga_steps (saga_id, seq, step, compensation, status, attempts,
- request, response, error, error_kind, started_at, attempted_at, finished_at)
- SELECT s.id, ?::integer, ?::text, ?::boolean, ?::text, ?::integer, ?::text, ?::text, ?::text, ?::text,
- ?::timestamp, ?::timestamp, ?::timestamp FROM s)`, i)
-		args = append(args, st.Seq, st.Step, st.Compensation, st.Status, st.Attempts, st.Request, st.Response,
-			st.Error, st.ErrorKind, st.StartedAt, st.AttemptedAt, st.FinishedAt)
+	for i := range steps {
+		args = insertStepCTE(&q, i, &steps[i], args)
 	}
 	if key != nil {
 		q.WriteString(`, k AS (INSERT INTO checkout_keys (scope, idem_key, request_hash, saga_id, created_at)
@@ -408,14 +415,7 @@ func (s *store) saveInOneStatement(ctx context.Context, row *sagaRow, owner stri
 	for i, w := range steps {
 		st := w.row
 		if w.insert {
-			// Casts, because a SELECT list's parameters would otherwise
-			// be taken for text.
-			fmt.Fprintf(&q, `, st%d AS (INSERT INTO saga_steps (saga_id, seq, step, compensation, status, attempts,
- request, response, error, error_kind, started_at, attempted_at, finished_at)
- SELECT s.id, ?::integer, ?::text, ?::boolean, ?::text, ?::integer, ?::text, ?::text, ?::text, ?::text,
- ?::timestamp, ?::timestamp, ?::timestamp FROM s)`, i)
-			args = append(args, st.Seq, st.Step, st.Compensation, st.Status, st.Attempts, st.Request, st.Response,
-				st.Error, st.ErrorKind, st.StartedAt, st.AttemptedAt, st.FinishedAt)
+			args = insertStepCTE(&q, i, st, args)
 			continue
 		}
 		fmt.Fprintf(&q, `, st%d AS (UPDATE saga_steps SET status = ?, attempts = ?, request = ?, response = ?, error = ?,
