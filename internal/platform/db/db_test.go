@@ -72,7 +72,7 @@ func TestMigrate(t *testing.T) {
 		if err := gdb.Raw(`SELECT set_name, version FROM schema_migrations ORDER BY set_name, version`).Scan(&applied).Error; err != nil {
 			t.Fatal(err)
 		}
-		want := []string{"inbox/1", "main/1", "main/2", "main/3", "outbox/1"}
+		want := []string{"inbox/1", "main/1", "main/2", "main/3", "outbox/1", "outbox/2"}
 		if len(applied) != len(want) {
 			t.Fatalf("applied %+v, want %v", applied, want)
 		}

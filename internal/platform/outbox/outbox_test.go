@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -573,42 +575,75 @@ func TestBacklogGaugeWhileBusDown(t *testing.T) {
 	})
 }
 
-func TestCleanup(t *testing.T) {
+// TestPublishedRowsAreDeleted: the outbox holds only what is still to be
+// published; rows an earlier version marked published and kept are deleted
+// by migration 0002, and rows it had not published yet stay for the relay.
+func TestPublishedRowsAreDeleted(t *testing.T) {
 	t.Parallel()
 	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
 		ctx := context.Background()
-		gdb := producerDB(t, b)
-		bus := testBus(t, events.Options{})
-		relay, err := NewRelay(gdb, bus, RelayOptions{Name: "sales", PollInterval: 10 * time.Millisecond, Retention: time.Millisecond, Logger: testkit.Logger()})
+		gdb, err := db.Open(ctx, b.Options(t, "sales"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i := 0; i < 3; i++ {
-			if _, err := sell(ctx, gdb, fmt.Sprintf("p%d", i), 5, false); err != nil {
+		t.Cleanup(func() { _ = db.Close(gdb) })
+		// The outbox as the first migration left it, with one row an
+		// earlier relay marked published and one it had not reached.
+		first := fstest.MapFS{}
+		for _, name := range []string{"0001_outbox.postgres.sql", "0001_outbox.sqlite.sql"} {
+			raw, err := fs.ReadFile(Migrations, name)
+			if err != nil {
 				t.Fatal(err)
 			}
+			first[name] = &fstest.MapFile{Data: raw}
 		}
-		stop := startRelay(t, relay)
-		waitFor(t, 10*time.Second, "the relay to publish", func() bool { n, _ := relay.Backlog(ctx); return n == 0 })
-		stop()
-		for i := 0; i < 2; i++ {
-			if _, err := sell(ctx, gdb, fmt.Sprintf("u%d", i), 5, false); err != nil {
-				t.Fatal(err)
-			}
-		}
-		time.Sleep(5 * time.Millisecond) // past the 1ms retention
-		// Run may already have cleaned some; in total the three published
-		// rows go and the two unpublished ones stay.
-		if _, err := relay.Cleanup(ctx); err != nil {
+		if err := db.MigrateSet(ctx, gdb, Set, first); err != nil {
 			t.Fatal(err)
 		}
-		var published, pending int64
-		db.ScanRow(gdb.Raw(`SELECT COUNT(*) FROM outbox WHERE published_at IS NOT NULL`), &published)
-		db.ScanRow(gdb.Raw(`SELECT COUNT(*) FROM outbox WHERE published_at IS NULL`), &pending)
-		if published != 0 || pending != 2 {
-			t.Errorf("after cleanup: %d published rows (want 0), %d unpublished (want 2)", published, pending)
+		if err := gdb.Exec(`CREATE TABLE sales (id TEXT PRIMARY KEY, total_cents BIGINT NOT NULL)`).Error; err != nil {
+			t.Fatal(err)
+		}
+		old, _ := sell(ctx, gdb, "old", 5, false)
+		pending, _ := sell(ctx, gdb, "pending", 5, false)
+		if err := gdb.Exec(`UPDATE outbox SET published_at = ? WHERE event_id = ?`, time.Now().UTC(), old.EventID).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := db.MigrateSet(ctx, gdb, Set, Migrations); err != nil {
+			t.Fatal(err)
+		}
+		if got := outboxIDs(t, gdb); len(got) != 1 || got[0] != pending.EventID {
+			t.Fatalf("after migration 0002 the outbox holds %v, want only the unpublished %s", got, pending.EventID)
+		}
+
+		bus := testBus(t, events.Options{})
+		got := newSink()
+		if _, err := bus.Subscribe(ctx, "reporting", []string{"sales"}, got.handler(nil)); err != nil {
+			t.Fatal(err)
+		}
+		relay, err := NewRelay(gdb, bus, RelayOptions{Name: "sales", PollInterval: 10 * time.Millisecond, Logger: testkit.Logger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh, _ := sell(ctx, gdb, "fresh", 5, false)
+		startRelay(t, relay)
+		waitFor(t, 10*time.Second, "the pending and fresh events to reach the consumer", func() bool {
+			return got.has(pending.EventID) && got.has(fresh.EventID)
+		})
+		waitFor(t, 10*time.Second, "the published rows to leave the outbox", func() bool { return len(outboxIDs(t, gdb)) == 0 })
+		if got.has(old.EventID) {
+			t.Error("an event an earlier version had published was published again")
 		}
 	})
+}
+
+// outboxIDs are the event ids in the outbox, published or not.
+func outboxIDs(t *testing.T, gdb *gorm.DB) []string {
+	t.Helper()
+	var ids []string
+	if err := gdb.Raw(`SELECT event_id FROM outbox ORDER BY position`).Scan(&ids).Error; err != nil {
+		t.Fatal(err)
+	}
+	return ids
 }
 
 func TestAdd(t *testing.T) {
