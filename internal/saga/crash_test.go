@@ -2,16 +2,20 @@ package saga
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/retailco/pos/internal/inventory"
 	"github.com/retailco/pos/internal/order"
 	"github.com/retailco/pos/internal/payment"
+	"github.com/retailco/pos/internal/platform/db"
 	"github.com/retailco/pos/internal/platform/errs"
 	"github.com/retailco/pos/internal/platform/httpx"
 	"github.com/retailco/pos/internal/platform/page"
@@ -338,6 +342,61 @@ func TestResumePendingSaga(t *testing.T) {
 		if s := e.stock(item); s.OnHand != 8 || s.Reserved != 0 {
 			t.Fatalf("stock %+v after the resumed checkout", s)
 		}
+		// validate_cart priced the cart into the saga's data: that change
+		// was written, so a later resume would charge the same quote.
+		row, err = fresh.store.load(ctx, id)
+		must(t, err)
+		var data sagaData
+		must(t, json.Unmarshal([]byte(row.Data), &data))
+		if data.Quote == nil || data.Quote.TotalCents != sg.TotalCents {
+			t.Fatalf("the saga's stored data lacks the quote validate_cart made: %s", row.Data)
+		}
+	})
+}
+
+// TestSagaDataWrittenOnce: a saga's data is written with the saga and not
+// again by steps that leave it as it was — every step of a checkout, its
+// compensations, a cancellation — while the saga's row is written at each
+// of them.
+func TestSagaDataWrittenOnce(t *testing.T) {
+	t.Parallel()
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		ctx := context.Background()
+		e := newEnv(t, b, testOptions(Options{}))
+		must(t, e.sagaDB.Exec(`CREATE TABLE data_writes (saga_id TEXT NOT NULL)`).Error)
+		if db.DialectOf(e.sagaDB) == db.Postgres {
+			must(t, e.sagaDB.Exec(`CREATE FUNCTION count_data_write() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO data_writes VALUES (NEW.saga_id); RETURN NEW; END $$`).Error)
+			must(t, e.sagaDB.Exec(`CREATE TRIGGER saga_data_writes AFTER UPDATE ON saga_data
+FOR EACH ROW EXECUTE FUNCTION count_data_write()`).Error)
+		} else {
+			must(t, e.sagaDB.Exec(`CREATE TRIGGER saga_data_writes AFTER UPDATE ON saga_data
+BEGIN INSERT INTO data_writes VALUES (NEW.saga_id); END`).Error)
+		}
+		p := e.addProduct(testkit.ID("ONCE"), 1200, 10)
+		ok, err := e.saga.Checkout(ctx, "once-ok", request(e.fillCart(line{p, 2}), "cus_once", "tok_visa"))
+		must(t, err)
+		if _, err := e.saga.Checkout(ctx, "once-declined", request(e.fillCart(line{p, 1}), "cus_once", "tok_declined")); err == nil {
+			t.Fatal("declined card completed")
+		}
+		cancelled, err := e.saga.CancelOrder(ctx, ok.OrderID)
+		must(t, err)
+		e.waitFinal(e.saga, []string{cancelled.SagaID})
+
+		var sagas, data, versions, rewrites int64
+		must(t, e.sagaDB.Raw(`SELECT COUNT(*) FROM sagas`).Scan(&sagas).Error)
+		must(t, e.sagaDB.Raw(`SELECT COUNT(*) FROM saga_data`).Scan(&data).Error)
+		must(t, e.sagaDB.Raw(`SELECT COALESCE(SUM(version), 0) FROM sagas`).Scan(&versions).Error)
+		must(t, e.sagaDB.Raw(`SELECT COUNT(*) FROM data_writes`).Scan(&rewrites).Error)
+		if sagas != 3 || data != 3 {
+			t.Fatalf("%d sagas and %d data rows, want 3 of each", sagas, data)
+		}
+		if versions <= 2*sagas {
+			t.Fatalf("the sagas were written %d times in all: too few to tell", versions)
+		}
+		if rewrites != 0 {
+			t.Errorf("the data of unchanged sagas was written again %d times", rewrites)
+		}
 	})
 }
 
@@ -602,4 +661,28 @@ func TestSlowPaymentSettles(t *testing.T) {
 	if st := slow.Stats(); st.Charges != 1 || p.Status != payment.StatusCaptured || p.ID != res.PaymentID {
 		t.Fatalf("processor %+v, payment %+v", st, p)
 	}
+}
+
+// TestSagaDataMigration: migration 0002 moves the data of sagas written
+// before it into saga_data, where a resume reads it.
+func TestSagaDataMigration(t *testing.T) {
+	t.Parallel()
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		ctx := context.Background()
+		gdb, err := db.Open(ctx, b.Options(t, Name))
+		must(t, err)
+		t.Cleanup(func() { _ = db.Close(gdb) })
+		raw, err := fs.ReadFile(Migrations, "migrations/0001_init.sql")
+		must(t, err)
+		must(t, db.Migrate(ctx, gdb, fstest.MapFS{"0001_init.sql": {Data: raw}}))
+		now := time.Now().UTC()
+		must(t, gdb.Exec(`INSERT INTO sagas (id, kind, status, version, data, created_at, updated_at)
+VALUES ('sga_before', 'checkout', 'STOCK_RESERVED', 3, '{"request_id":"req-before"}', ?, ?)`, now, now).Error)
+		must(t, db.Migrate(ctx, gdb, Migrations))
+		row, err := newStore(gdb).load(ctx, "sga_before")
+		must(t, err)
+		if row.Data != `{"request_id":"req-before"}` || row.Version != 3 || row.Status != "STOCK_RESERVED" {
+			t.Fatalf("after migration 0002: %+v", row)
+		}
+	})
 }

@@ -33,27 +33,48 @@ type sagaRow struct {
 	OrderID       string
 	TotalCents    int64
 	Currency      string
-	Data          string
-	PaymentToken  string
-	FailedStep    string
-	Error         string
-	ErrorKind     string
-	ErrorStatus   int
-	LockKey       *string
-	Owner         string
-	LeaseUntil    *time.Time
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
-	FinishedAt    *time.Time
+	// Data is the saga's sagaData as JSON, kept in saga_data (read with
+	// the row by a join, written apart: see 0002_saga_data.sql).
+	Data         string `gorm:"->"`
+	PaymentToken string
+	FailedStep   string
+	Error        string
+	ErrorKind    string
+	ErrorStatus  int
+	LockKey      *string
+	Owner        string
+	LeaseUntil   *time.Time
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	FinishedAt   *time.Time
 
 	// stored is the status as the database holds it at Version: what
 	// this process read or last wrote. A write is conditional on that
 	// version, so a write whose row.Status is final while stored is not
 	// is the one write that makes the saga final.
 	stored string `gorm:"-"`
+	// storedData is the Data the database holds: a write carries Data
+	// only when it differs.
+	storedData string `gorm:"-"`
 }
 
 func (sagaRow) TableName() string { return "sagas" }
+
+// markStored records that the database now holds row as it is.
+func (r *sagaRow) markStored() { r.stored, r.storedData = r.Status, r.Data }
+
+// dataRow is the saga_data table.
+type dataRow struct {
+	SagaID string `gorm:"primaryKey"`
+	Data   string
+}
+
+func (dataRow) TableName() string { return "saga_data" }
+
+// withData selects saga rows with their data.
+func withData(q *gorm.DB) *gorm.DB {
+	return q.Select("sagas.*, saga_data.data").Joins("JOIN saga_data ON saga_data.saga_id = sagas.id")
+}
 
 // makesFinal tells whether writing row makes a checkout final: the one
 // write that publishes its outcome.
@@ -63,7 +84,7 @@ func (r *sagaRow) makesFinal() bool {
 
 // mutable are the columns a saga write may change.
 var mutable = []string{"status", "version", "reservation_id", "payment_id", "order_id", "total_cents", "currency",
-	"data", "payment_token", "failed_step", "error", "error_kind", "error_status", "lock_key", "owner",
+	"payment_token", "failed_step", "error", "error_kind", "error_status", "lock_key", "owner",
 	"lease_until", "updated_at", "finished_at"}
 
 // stepRow is the saga_steps table.
@@ -184,6 +205,9 @@ func (s *store) insert(ctx context.Context, row *sagaRow, steps []stepRow, key *
 			}
 			return fmt.Errorf("insert saga: %w", err)
 		}
+		if err := tx.Create(&dataRow{SagaID: row.ID, Data: row.Data}).Error; err != nil {
+			return fmt.Errorf("insert saga data: %w", err)
+		}
 		for i := range steps {
 			if err := tx.Create(&steps[i]).Error; err != nil {
 				return fmt.Errorf("insert saga step: %w", err)
@@ -200,7 +224,7 @@ func (s *store) insert(ctx context.Context, row *sagaRow, steps []stepRow, key *
 		return nil
 	})
 	if err == nil {
-		row.stored = row.Status
+		row.markStored()
 	}
 	return err
 }
@@ -223,13 +247,14 @@ func insertStepCTE(q *strings.Builder, i int, st *stepRow, args []any) []any {
 func (s *store) insertInOneStatement(ctx context.Context, row *sagaRow, steps []stepRow, key *keyRow) error {
 	var q strings.Builder
 	q.WriteString(`WITH s AS (INSERT INTO sagas (id, kind, status, version, customer_id, session_id, location_id,
- reservation_id, payment_id, order_id, total_cents, currency, data, payment_token, failed_step, error, error_kind,
+ reservation_id, payment_id, order_id, total_cents, currency, payment_token, failed_step, error, error_kind,
  error_status, lock_key, owner, lease_until, created_at, updated_at, finished_at)
- VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id)`)
+ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id),
+ d AS (INSERT INTO saga_data (saga_id, data) SELECT s.id, ?::text FROM s)`)
 	args := []any{row.ID, row.Kind, row.Status, row.Version, row.CustomerID, row.SessionID, row.LocationID,
-		row.ReservationID, row.PaymentID, row.OrderID, row.TotalCents, row.Currency, row.Data, row.PaymentToken,
+		row.ReservationID, row.PaymentID, row.OrderID, row.TotalCents, row.Currency, row.PaymentToken,
 		row.FailedStep, row.Error, row.ErrorKind, row.ErrorStatus, row.LockKey, row.Owner, row.LeaseUntil,
-		row.CreatedAt, row.UpdatedAt, row.FinishedAt}
+		row.CreatedAt, row.UpdatedAt, row.FinishedAt, row.Data}
 	for i := range steps {
 		args = insertStepCTE(&q, i, &steps[i], args)
 	}
@@ -243,7 +268,7 @@ func (s *store) insertInOneStatement(ctx context.Context, row *sagaRow, steps []
 	var pgErr *pgconn.PgError
 	switch {
 	case err == nil:
-		row.stored = row.Status
+		row.markStored()
 		return nil
 	case errors.As(err, &pgErr) && pgErr.Code == "23505" && strings.HasPrefix(pgErr.ConstraintName, "checkout_keys"):
 		return errKeyTaken
@@ -267,21 +292,21 @@ func (s *store) key(ctx context.Context, scope, key string) (keyRow, error) {
 
 func (s *store) load(ctx context.Context, id string) (sagaRow, error) {
 	var row sagaRow
-	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&row).Error
+	err := withData(s.db.WithContext(ctx)).Where("sagas.id = ?", id).Take(&row).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return sagaRow{}, fmt.Errorf("saga %q: %w", id, errs.NotFound)
 	}
 	if err != nil {
 		return sagaRow{}, fmt.Errorf("get saga: %w", err)
 	}
-	row.stored = row.Status
+	row.markStored()
 	return row, nil
 }
 
 // byLock finds the live saga holding a lock key.
 func (s *store) byLock(ctx context.Context, lockKey string) (sagaRow, error) {
 	var row sagaRow
-	err := s.db.WithContext(ctx).Where("lock_key = ?", lockKey).Take(&row).Error
+	err := withData(s.db.WithContext(ctx)).Where("sagas.lock_key = ?", lockKey).Take(&row).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return sagaRow{}, fmt.Errorf("saga holding %q: %w", lockKey, errs.NotFound)
 	}
@@ -328,6 +353,12 @@ func saveTx(tx *gorm.DB, row *sagaRow, owner string) error {
 		row.Version = prev
 		return errLostLease
 	}
+	if row.Data != row.storedData {
+		if err := tx.Model(&dataRow{}).Where("saga_id = ?", row.ID).Update("data", row.Data).Error; err != nil {
+			row.Version = prev
+			return fmt.Errorf("update saga %s data: %w", row.ID, err)
+		}
+	}
 	if row.makesFinal() {
 		return publishOutcome(tx, row) // exactly once: only the write that makes it final
 	}
@@ -344,7 +375,7 @@ func (s *store) commit(ctx context.Context, row *sagaRow, write func(tx *gorm.DB
 		row.Version = prev
 		return err
 	}
-	row.stored = row.Status
+	row.markStored()
 	return nil
 }
 
@@ -405,13 +436,17 @@ func (s *store) saveWithSteps(ctx context.Context, row *sagaRow, owner string, s
 func (s *store) saveInOneStatement(ctx context.Context, row *sagaRow, owner string, steps []stepWrite) error {
 	var q strings.Builder
 	q.WriteString(`WITH s AS (UPDATE sagas SET status = ?, version = ?, reservation_id = ?, payment_id = ?, order_id = ?,
- total_cents = ?, currency = ?, data = ?, payment_token = ?, failed_step = ?, error = ?, error_kind = ?,
+ total_cents = ?, currency = ?, payment_token = ?, failed_step = ?, error = ?, error_kind = ?,
  error_status = ?, lock_key = ?, owner = ?, lease_until = ?, updated_at = ?, finished_at = ?
  WHERE id = ? AND version = ? AND owner = ? RETURNING id)`)
 	args := []any{row.Status, row.Version + 1, row.ReservationID, row.PaymentID, row.OrderID,
-		row.TotalCents, row.Currency, row.Data, row.PaymentToken, row.FailedStep, row.Error, row.ErrorKind,
+		row.TotalCents, row.Currency, row.PaymentToken, row.FailedStep, row.Error, row.ErrorKind,
 		row.ErrorStatus, row.LockKey, owner, row.LeaseUntil, row.UpdatedAt, row.FinishedAt,
 		row.ID, row.Version, owner}
+	if row.Data != row.storedData {
+		q.WriteString(`, d AS (UPDATE saga_data SET data = ? WHERE saga_id = ? AND EXISTS (SELECT 1 FROM s))`)
+		args = append(args, row.Data, row.ID)
+	}
 	for i, w := range steps {
 		st := w.row
 		if w.insert {
@@ -448,7 +483,7 @@ func (s *store) saveInOneStatement(ctx context.Context, row *sagaRow, owner stri
 		return errLostLease
 	}
 	row.Version++
-	row.stored = row.Status
+	row.markStored()
 	return nil
 }
 
