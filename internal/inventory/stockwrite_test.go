@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/retailco/pos/internal/platform/errs"
 	"github.com/retailco/pos/internal/platform/events"
 	"github.com/retailco/pos/internal/platform/testkit"
 )
@@ -524,3 +525,71 @@ type movementRow struct {
 
 // TableName maps the row type to its table for gorm.
 func (movementRow) TableName() string { return "stock_movements" }
+
+// TestPipelinedWriteCheck: on PostgreSQL a reserve or settle sends its
+// write together with the COMMIT, so the write checks in SQL that it
+// touched its rows. Here a trigger makes the stock update touch none: the
+// check fails, the COMMIT behind it does not happen, and everything the
+// transaction did — the reservation inserted in its first round trip
+// included — is rolled back; the service reports the race as a conflict.
+// Once the trigger lets updates through, the same connections serve
+// reserves and settles again.
+func TestPipelinedWriteCheck(t *testing.T) {
+	t.Parallel()
+	var pg *testkit.Backend
+	for _, b := range testkit.Backends(t) {
+		if b.Name == "postgres" {
+			pg = &b
+		}
+	}
+	if pg == nil {
+		t.Skip("pipelined transactions are PostgreSQL's: set POS_TEST_POSTGRES_URL (CI does)")
+	}
+	ctx := context.Background()
+	f := newFixture(t, *pg, false)
+	loc, p := f.location(t, "PIPE"), f.product(t, "PIPE", 0)
+	f.receive(t, p, loc, 10)
+	for _, q := range []string{
+		`CREATE TABLE frozen_stock (product_id TEXT PRIMARY KEY)`,
+		`CREATE FUNCTION skip_frozen() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN IF EXISTS (SELECT 1 FROM frozen_stock WHERE product_id = OLD.product_id) THEN RETURN NULL; END IF; RETURN NEW; END $$`,
+		`CREATE TRIGGER skip_frozen BEFORE UPDATE ON stock FOR EACH ROW EXECUTE FUNCTION skip_frozen()`,
+	} {
+		must(t, f.db.Exec(q).Error)
+	}
+	freeze := func(on bool) {
+		if on {
+			must(t, f.db.Exec(`INSERT INTO frozen_stock VALUES (?)`, p).Error)
+		} else {
+			must(t, f.db.Exec(`DELETE FROM frozen_stock`).Error)
+		}
+	}
+	held, err := f.svc.Reserve(ctx, NewReservation{ReservationID: "pipe-held", Items: []ReservationItem{{p, loc, 2}}})
+	must(t, err)
+
+	freeze(true)
+	before := tableCounts(t, f)
+	_, err = f.svc.Reserve(ctx, NewReservation{ReservationID: "pipe-frozen", Items: []ReservationItem{{p, loc, 1}}})
+	if !errs.IsKind(err, errs.Conflict) || !errors.Is(err, errRaced) {
+		t.Fatalf("reserve whose write touches no row: %v, want a conflict (changed concurrently)", err)
+	}
+	if _, err := f.svc.CommitReservation(ctx, held.ID); !errs.IsKind(err, errs.Conflict) || !errors.Is(err, errRaced) {
+		t.Fatalf("commit whose write touches no row: %v, want a conflict (changed concurrently)", err)
+	}
+	if after := tableCounts(t, f); !maps.Equal(after, before) {
+		t.Fatalf("failed writes left rows behind: %v, before %v", after, before)
+	}
+	if r, err := f.svc.GetReservation(ctx, held.ID); err != nil || r.Status != ReservationActive {
+		t.Fatalf("the reservation whose commit failed: %+v %v, want still active", r, err)
+	}
+	f.wantLevel(t, p, loc, 10, 2)
+
+	freeze(false)
+	if _, err := f.svc.Reserve(ctx, NewReservation{ReservationID: "pipe-after", Items: []ReservationItem{{p, loc, 1}}}); err != nil {
+		t.Fatalf("reserve after the failures: %v", err)
+	}
+	if _, err := f.svc.CommitReservation(ctx, held.ID); err != nil {
+		t.Fatalf("commit after the failures: %v", err)
+	}
+	f.wantLevel(t, p, loc, 8, 1)
+}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 
 	"github.com/retailco/pos/internal/platform/db"
@@ -127,6 +128,96 @@ func (s *store) inTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	return db.InTx(ctx, s.db, fn)
 }
 
+// txn is a transaction of the stock write path (lockStock, loadHeld,
+// insertReservation, writeStock): a gorm transaction, or for reserve and
+// settle on PostgreSQL a pipelined one (inWriteTx), whose write is queued
+// to travel with its COMMIT.
+type txn struct {
+	ctx  context.Context
+	tx   *gorm.DB     // a gorm transaction (or the pool, for a plain read); nil when pipelined
+	pipe *db.Pipeline // a pipelined PostgreSQL transaction; nil otherwise
+	pg   bool
+}
+
+// gormTxn is tx as a txn.
+func (s *store) gormTxn(tx *gorm.DB) txn { return txn{ctx: tx.Statement.Context, tx: tx, pg: s.pg} }
+
+// query runs q, written with "?", and hands each row to scan. A gorm
+// transaction's statements go to database/sql directly, around gorm's
+// statement building (reflection over every argument, on the checkout's
+// hot path).
+func (t txn) query(q string, args []any, scan func(db.RowScanner) error) error {
+	if t.pipe != nil {
+		return t.pipe.Query(q, args, scan)
+	}
+	if t.pg {
+		q = db.Rebind(db.Postgres, q)
+	}
+	rows, err := t.tx.Statement.ConnPool.QueryContext(t.ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// exec runs q on a gorm transaction and says how many rows it touched
+// (SQLite's write path; PostgreSQL writes in one statement through query).
+func (t txn) exec(q string, args []any) (int64, error) {
+	if t.tx == nil {
+		return 0, errors.New("inventory: exec on a pipelined transaction")
+	}
+	if t.pg {
+		q = db.Rebind(db.Postgres, q)
+	}
+	res, err := t.tx.Statement.ConnPool.ExecContext(t.ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// inWriteTx runs fn, a reserve or a settle, in one transaction retried on
+// contention. On PostgreSQL it is pipelined (db.InPipeline): BEGIN goes
+// with the first statement, which locks and reads the stock rows, and the
+// write with the COMMIT, so the transaction takes two round trips instead
+// of four and holds the hot rows for one. The write checks in SQL that it
+// touched the rows it meant to (write_check); a failed check rolls the
+// transaction back and reads as errRaced.
+func (s *store) inWriteTx(ctx context.Context, fn func(tx txn) error) error {
+	if !s.pg {
+		return s.inTx(ctx, func(tx *gorm.DB) error { return fn(s.gormTxn(tx)) })
+	}
+	return writeErr(db.InPipeline(ctx, s.db, func(p *db.Pipeline) error {
+		return fn(txn{ctx: p.Context(), pipe: p, pg: true})
+	}))
+}
+
+// racedState is the SQLSTATE write_check raises (migration 0003).
+const racedState = "PR001"
+
+// writeErr reads the error of a PostgreSQL stock write: a failed
+// write_check is errRaced, a bare database error (a write that went with
+// the COMMIT) is wrapped as dbErr does, and anything else is as it came.
+func writeErr(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return err
+	}
+	if pgErr.Code == racedState {
+		return errRaced
+	}
+	if err == error(pgErr) {
+		return dbErr("write stock", err)
+	}
+	return err
+}
+
 // dbErr wraps an unexpected database error. A CHECK violation is the schema
 // refusing to break the stock invariant: that is a conflict with the state,
 // not a crash.
@@ -227,7 +318,7 @@ func stockKeysWhere(keys []stockKey) (string, []any) {
 }
 
 // lockStock is step 1 for the changes of adjustments and transfers.
-func (s *store) lockStock(tx *gorm.DB, keys []stockKey) (heldStock, error) {
+func (s *store) lockStock(tx txn, keys []stockKey) (heldStock, error) {
 	where, args := stockKeysWhere(keys)
 	q := `SELECT location_id, product_id, on_hand, reserved, version FROM stock WHERE ` + where
 	if s.pg {
@@ -237,7 +328,7 @@ func (s *store) lockStock(tx *gorm.DB, keys []stockKey) (heldStock, error) {
 		q += ` ORDER BY location_id COLLATE "C", product_id COLLATE "C" FOR UPDATE`
 	}
 	held := heldStock{}
-	err := s.query(tx, q, args, func(rows *sql.Rows) error {
+	err := tx.query(q, args, func(rows db.RowScanner) error {
 		var k stockKey
 		var st stockState
 		if err := rows.Scan(&k.locationID, &k.productID, &st.onHand, &st.reserved, &st.version); err != nil {
@@ -322,7 +413,7 @@ func valuesPart(head, tuple, tail string, n int, args []any) writePart {
 // concurrent transaction created (step 1 had nothing to lock): then, as
 // when any part touches other rows than it must, the write fails with
 // errRaced, the transaction rolls back and the caller starts over.
-func (s *store) writeStock(tx *gorm.DB, now time.Time, plan []plannedChange, extra ...writePart) error {
+func (s *store) writeStock(tx txn, now time.Time, plan []plannedChange, extra ...writePart) error {
 	parts := extra
 	if len(plan) > 0 {
 		var (
@@ -382,12 +473,13 @@ func (s *store) writeStock(tx *gorm.DB, now time.Time, plan []plannedChange, ext
 // (errRaced if not). PostgreSQL takes them as one statement of
 // data-modifying CTEs: one round trip whatever their number. They all see
 // the snapshot the statement starts from, which is why no part reads what
-// another writes. SQLite runs them one by one.
-func (s *store) write(tx *gorm.DB, parts []writePart) error {
+// another writes; the statement checks its own counts (write_check), so a
+// pipelined transaction can queue it to go with its COMMIT. SQLite runs
+// them one by one.
+func (s *store) write(tx txn, parts []writePart) error {
 	if len(parts) == 0 {
 		return nil
 	}
-	counts := make([]int64, len(parts))
 	if s.pg {
 		var q strings.Builder
 		var args []any
@@ -399,66 +491,40 @@ func (s *store) write(tx *gorm.DB, parts []writePart) error {
 			fmt.Fprintf(&q, "w%d AS (%s RETURNING 1)", i, p.sql)
 			args = append(args, p.args...)
 		}
-		dest := make([]any, len(parts))
-		q.WriteString(" SELECT ")
-		for i := range parts {
+		q.WriteString(" SELECT write_check(")
+		for i, p := range parts {
 			if i > 0 {
-				q.WriteString(", ")
+				q.WriteString(" AND ")
 			}
-			fmt.Fprintf(&q, "(SELECT COUNT(*) FROM w%d)", i)
-			dest[i] = &counts[i]
+			fmt.Fprintf(&q, "(SELECT COUNT(*) FROM w%d) = %d", i, p.rows)
 		}
-		err := s.query(tx, q.String(), args, func(rows *sql.Rows) error { return rows.Scan(dest...) })
+		q.WriteString(")")
+		if tx.pipe != nil {
+			tx.pipe.Queue(q.String(), args...)
+			return nil
+		}
+		return writeErr(tx.query(q.String(), args, func(db.RowScanner) error { return nil }))
+	}
+	for _, p := range parts {
+		n, err := tx.exec(p.sql, p.args)
 		if err != nil {
 			return dbErr("write stock", err)
 		}
-	} else {
-		for i, p := range parts {
-			res, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, p.sql, p.args...)
-			if err == nil {
-				counts[i], err = res.RowsAffected()
-			}
-			if err != nil {
-				return dbErr("write stock", err)
-			}
-		}
-	}
-	for i, p := range parts {
-		if counts[i] != int64(p.rows) {
+		if n != int64(p.rows) {
 			return errRaced
 		}
 	}
 	return nil
 }
 
-// query runs q in tx on database/sql directly, around gorm's statement
-// building (reflection over every argument, on the checkout's hot path),
-// and hands each row to scan. q is written with "?"; it is numbered here
-// for PostgreSQL.
-func (s *store) query(tx *gorm.DB, q string, args []any, scan func(*sql.Rows) error) error {
-	if s.pg {
-		q = db.Rebind(db.Postgres, q)
-	}
-	rows, err := tx.Statement.ConnPool.QueryContext(tx.Statement.Context, q, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
-}
-
 // applyStock changes stock in tx: adjustments and transfers go through it;
 // reservations run the same steps with their own statements (reserve,
 // settleInTx).
-func (s *store) applyStock(tx *gorm.DB, now time.Time, changes []stockChange) error {
+func (s *store) applyStock(gtx *gorm.DB, now time.Time, changes []stockChange) error {
 	if len(changes) == 0 {
 		return nil
 	}
+	tx := s.gormTxn(gtx)
 	keys := make([]stockKey, len(changes))
 	for i, c := range changes {
 		keys[i] = stockKey{c.locationID, c.productID}
@@ -467,7 +533,7 @@ func (s *store) applyStock(tx *gorm.DB, now time.Time, changes []stockChange) er
 	if err != nil {
 		return err
 	}
-	plan, err := planStock(tx.Statement.Context, changes, held)
+	plan, err := planStock(tx.ctx, changes, held)
 	if err != nil {
 		return err
 	}
@@ -668,10 +734,17 @@ type reservationLine struct {
 
 // loadReservation reads a reservation and its items in one query, without
 // locking anything.
-func loadReservation(tx *gorm.DB, id string) (Reservation, error) {
+func loadReservation(tx txn, id string) (Reservation, error) {
 	var rows []reservationLine
-	err := tx.Raw(`SELECT r.id, r.status, r.expires_at, r.created_at, r.updated_at, i.product_id, i.location_id, i.quantity
-		FROM reservations r LEFT JOIN reservation_items i ON i.reservation_id = r.id WHERE r.id = ?`, id).Scan(&rows).Error
+	err := tx.query(`SELECT r.id, r.status, r.expires_at, r.created_at, r.updated_at, i.product_id, i.location_id, i.quantity
+		FROM reservations r LEFT JOIN reservation_items i ON i.reservation_id = r.id WHERE r.id = ?`, []any{id}, func(row db.RowScanner) error {
+		var l reservationLine
+		if err := row.Scan(&l.ID, &l.Status, &l.ExpiresAt, &l.CreatedAt, &l.UpdatedAt, &l.ProductID, &l.LocationID, &l.Quantity); err != nil {
+			return err
+		}
+		rows = append(rows, l)
+		return nil
+	})
 	if err != nil {
 		return Reservation{}, dbErr("get reservation", err)
 	}
@@ -702,7 +775,7 @@ func loadReservation(tx *gorm.DB, id string) (Reservation, error) {
 // on a status that no longer holds. It locks them also when the
 // reservation turns out to be settled already (a replay holds them for a
 // round trip), which is rarer than a second statement on every settle.
-func (s *store) loadHeld(tx *gorm.DB, id string) (Reservation, heldStock, error) {
+func (s *store) loadHeld(tx txn, id string) (Reservation, heldStock, error) {
 	q := `SELECT r.id, r.status, r.expires_at, r.created_at, r.updated_at, i.location_id, i.product_id, i.quantity,
 		s.on_hand, s.reserved, s.version, (SELECT COUNT(*) FROM reservation_items n WHERE n.reservation_id = r.id)
 		FROM reservations r JOIN reservation_items i ON i.reservation_id = r.id
@@ -715,7 +788,7 @@ func (s *store) loadHeld(tx *gorm.DB, id string) (Reservation, heldStock, error)
 		lines int64
 	)
 	held := heldStock{}
-	err := s.query(tx, q, []any{id}, func(rows *sql.Rows) error {
+	err := tx.query(q, []any{id}, func(rows db.RowScanner) error {
 		var it ReservationItem
 		var st stockState
 		if err := rows.Scan(&r.ID, &r.Status, &r.ExpiresAt, &r.CreatedAt, &r.UpdatedAt, &it.LocationID, &it.ProductID,
@@ -742,7 +815,7 @@ func (s *store) loadHeld(tx *gorm.DB, id string) (Reservation, heldStock, error)
 }
 
 func (s *store) reservation(ctx context.Context, id string) (Reservation, error) {
-	return loadReservation(s.db.WithContext(ctx), id)
+	return loadReservation(s.gormTxn(s.db.WithContext(ctx)), id)
 }
 
 // due tells whether an active reservation has outlived its hold at now.
@@ -758,7 +831,7 @@ func due(r Reservation, now time.Time) bool {
 // On PostgreSQL this is one statement, which locks the stock rows only
 // when it inserted: a caller whose id is taken loads the existing
 // reservation and locks it before its stock, the order every settle takes.
-func (s *store) insertReservation(tx *gorm.DB, r Reservation, now time.Time) (inserted bool, held heldStock, err error) {
+func (s *store) insertReservation(tx txn, r Reservation, now time.Time) (inserted bool, held heldStock, err error) {
 	keys := make([]stockKey, len(r.Items))
 	for i, it := range r.Items {
 		keys[i] = stockKey{it.LocationID, it.ProductID}
@@ -767,11 +840,11 @@ func (s *store) insertReservation(tx *gorm.DB, r Reservation, now time.Time) (in
 		ON CONFLICT (id) DO NOTHING`
 	args := []any{r.ID, ReservationActive, r.ExpiresAt, now, now}
 	if !s.pg {
-		res := tx.Exec(insertHead, args...)
-		if res.Error != nil {
-			return false, nil, dbErr("insert reservation", res.Error)
+		n, err := tx.exec(insertHead, args)
+		if err != nil {
+			return false, nil, dbErr("insert reservation", err)
 		}
-		if res.RowsAffected == 0 {
+		if n == 0 {
 			return false, nil, nil
 		}
 		items := make([]any, 0, 4*len(r.Items))
@@ -805,7 +878,7 @@ func (s *store) insertReservation(tx *gorm.DB, r Reservation, now time.Time) (in
 			ORDER BY location_id COLLATE "C", product_id COLLATE "C" FOR UPDATE) AS s ON true`)
 	args = append(args, whereArgs...)
 	held = heldStock{}
-	err = s.query(tx, q.String(), args, func(rows *sql.Rows) error {
+	err = tx.query(q.String(), args, func(rows db.RowScanner) error {
 		// One row with NULL stock columns when nothing was locked.
 		var (
 			n                         int64
@@ -833,7 +906,7 @@ func (s *store) insertReservation(tx *gorm.DB, r Reservation, now time.Time) (in
 // concurrent reserve of the same id surfaces as a unique violation: the
 // caller reads the winner on its next attempt.
 func (s *store) reserve(ctx context.Context, r Reservation, now time.Time) (existing Reservation, found bool, err error) {
-	err = s.inTx(ctx, func(tx *gorm.DB) error {
+	err = s.inWriteTx(ctx, func(tx txn) error {
 		existing, found = Reservation{}, false
 		inserted, held, err := s.insertReservation(tx, r, now)
 		if err != nil {
@@ -855,7 +928,7 @@ func (s *store) reserve(ctx context.Context, r Reservation, now time.Time) (exis
 			changes[i] = stockChange{locationID: it.LocationID, productID: it.ProductID, reserved: it.Quantity,
 				reason: "reserve", reference: r.ID}
 		}
-		plan, err := planStock(tx.Statement.Context, changes, held)
+		plan, err := planStock(tx.ctx, changes, held)
 		if err != nil {
 			return err
 		}
@@ -869,7 +942,7 @@ func (s *store) reserve(ctx context.Context, r Reservation, now time.Time) (exis
 // Only an active reservation moves, and the status change is conditional:
 // when another transaction settled it first, the answer is errRaced, and
 // the caller re-reads.
-func (s *store) settleInTx(tx *gorm.DB, r *Reservation, held heldStock, to string, now time.Time) error {
+func (s *store) settleInTx(tx txn, r *Reservation, held heldStock, to string, now time.Time) error {
 	if r.Status != ReservationActive {
 		return errRaced
 	}
@@ -886,7 +959,7 @@ func (s *store) settleInTx(tx *gorm.DB, r *Reservation, held heldStock, to strin
 		}
 		changes[i] = c
 	}
-	plan, err := planStock(tx.Statement.Context, changes, held)
+	plan, err := planStock(tx.ctx, changes, held)
 	if err != nil {
 		var short *shortError
 		if errors.As(err, &short) {
@@ -924,7 +997,7 @@ func (s *store) settle(ctx context.Context, id string, now time.Time,
 	decide func(Reservation) (string, error)) (r Reservation, expiredNow bool, err error) {
 	for range maxRaceRetries {
 		var verdict error
-		err = s.inTx(ctx, func(tx *gorm.DB) error {
+		err = s.inWriteTx(ctx, func(tx txn) error {
 			verdict, expiredNow = nil, false
 			var (
 				held heldStock

@@ -22,15 +22,21 @@ const maxTxAttempts = 4
 // Contention that outlasts the retries is errs.Unavailable (retry later),
 // never a 500.
 func InTx(ctx context.Context, gdb *gorm.DB, fn func(tx *gorm.DB) error) error {
+	return retryTx(ctx, func() error { return gdb.WithContext(ctx).Transaction(fn) })
+}
+
+// retryTx runs attempt, a whole transaction, again while the engine asks
+// for a retry, with a jittered backoff.
+func retryTx(ctx context.Context, attempt func() error) error {
 	var err error
-	for attempt := 1; attempt <= maxTxAttempts; attempt++ {
-		err = gdb.WithContext(ctx).Transaction(fn)
+	for n := 1; n <= maxTxAttempts; n++ {
+		err = attempt()
 		if err == nil || !IsSerializationFailure(err) {
 			return err
 		}
 		// Jittered backoff, so the transactions that collided do not
 		// collide again in lockstep.
-		wait := time.Duration(rand.Int64N(int64(attempt) * int64(10*time.Millisecond)))
+		wait := time.Duration(rand.Int64N(int64(n) * int64(10*time.Millisecond)))
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("database contention: %w (%v)", errs.Timeout, ctx.Err())

@@ -1,0 +1,178 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"gorm.io/gorm"
+)
+
+// Pipelined transactions on PostgreSQL.
+//
+// database/sql sends a transaction's BEGIN, each of its statements and its
+// COMMIT as a round trip of its own, so the typical "lock and read, decide
+// in Go, write" transaction costs four, and holds its row locks for the
+// last two. InPipeline sends BEGIN together with the first statement, and
+// the writes queued after the last read together with COMMIT: two round
+// trips, with the locks held for one.
+//
+// The price of sending a write with the COMMIT behind it is that its
+// outcome is known only once both ran. A write that must touch an exact
+// set of rows therefore checks that itself, in SQL, and fails when it does
+// not (a function raising an error, for instance): PostgreSQL then skips
+// the COMMIT that follows the failed statement, and the transaction rolls
+// back as a whole.
+
+// RowScanner is one row of a result; *sql.Rows and pgx.Rows both are.
+type RowScanner interface {
+	Scan(dest ...any) error
+}
+
+// Pipeline is a PostgreSQL transaction run by InPipeline: statements are
+// written with "?" placeholders, as for gorm.
+type Pipeline struct {
+	ctx    context.Context
+	conn   *pgx.Conn
+	begun  bool
+	queued []pipelined
+}
+
+type pipelined struct {
+	sql  string
+	args []any
+}
+
+// Context is the context the transaction runs under.
+func (p *Pipeline) Context() context.Context { return p.ctx }
+
+// Query sends what is pending — BEGIN if this is the transaction's first
+// statement, then the writes queued since the last Query — and q, all in
+// one round trip, and hands each row of q's result to scan. An error of a
+// queued write is returned here.
+func (p *Pipeline) Query(q string, args []any, scan func(RowScanner) error) error {
+	b := p.pending()
+	b.Queue(Rebind(Postgres, q), args...)
+	br := p.conn.SendBatch(p.ctx, b)
+	err := execAll(br, b.Len()-1)
+	if err == nil {
+		err = scanAll(br, scan)
+	}
+	return errors.Join(err, br.Close())
+}
+
+// Queue adds a write to send with the next Query or, at the latest, with
+// the COMMIT. It must check its own outcome in SQL (see above): nothing
+// reads what it returns.
+func (p *Pipeline) Queue(q string, args ...any) {
+	p.queued = append(p.queued, pipelined{Rebind(Postgres, q), args})
+}
+
+// pending starts a batch with what must precede the next statement.
+func (p *Pipeline) pending() *pgx.Batch {
+	b := &pgx.Batch{}
+	if !p.begun {
+		b.Queue("BEGIN")
+		p.begun = true
+	}
+	for _, w := range p.queued {
+		b.Queue(w.sql, w.args...)
+	}
+	p.queued = nil
+	return b
+}
+
+// commit sends the queued writes and COMMIT in one round trip; a
+// transaction that sent and queued nothing sends nothing.
+func (p *Pipeline) commit() error {
+	if !p.begun && len(p.queued) == 0 {
+		return nil
+	}
+	b := p.pending()
+	b.Queue("COMMIT")
+	br := p.conn.SendBatch(p.ctx, b)
+	err := execAll(br, b.Len()-1)
+	if err == nil {
+		// A COMMIT of a transaction that failed answers ROLLBACK.
+		var tag string
+		t, cerr := br.Exec()
+		if tag, err = t.String(), cerr; err == nil && tag != "COMMIT" {
+			err = fmt.Errorf("commit: the transaction was rolled back (%s)", tag)
+		}
+	}
+	return errors.Join(err, br.Close())
+}
+
+// rollback ends a transaction that failed, unless the connection is idle
+// already (nothing was sent) or gone (database/sql then drops it).
+func (p *Pipeline) rollback() {
+	if p.conn.IsClosed() || p.conn.PgConn().TxStatus() == 'I' {
+		return
+	}
+	// Under a context of its own: the transaction's may be what ended it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(p.ctx), 5*time.Second)
+	defer cancel()
+	if _, err := p.conn.Exec(ctx, "ROLLBACK"); err != nil {
+		_ = p.conn.PgConn().Close(ctx) // never hand back a connection inside a transaction
+	}
+}
+
+func execAll(br pgx.BatchResults, n int) error {
+	for range n {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func scanAll(br pgx.BatchResults, scan func(RowScanner) error) error {
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// InPipeline runs fn as one transaction on a connection of gdb, a
+// PostgreSQL database, with the round trips of Pipeline. An error from fn
+// rolls the transaction back; otherwise its queued writes are sent with
+// the COMMIT. As with InTx, a deadlock or serialization failure runs fn
+// again from a clean slate, so fn must be safe to repeat.
+func InPipeline(ctx context.Context, gdb *gorm.DB, fn func(p *Pipeline) error) error {
+	sqlDB, err := gdb.DB()
+	if err != nil {
+		return err
+	}
+	return retryTx(ctx, func() error {
+		conn, err := sqlDB.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		return conn.Raw(func(driverConn any) error {
+			sc, ok := driverConn.(*stdlib.Conn)
+			if !ok {
+				return fmt.Errorf("pipelined transaction on a %T, not a PostgreSQL connection", driverConn)
+			}
+			p := &Pipeline{ctx: ctx, conn: sc.Conn()}
+			err := fn(p)
+			if err == nil {
+				err = p.commit()
+			}
+			if err != nil {
+				p.rollback()
+			}
+			return err
+		})
+	})
+}
