@@ -12,6 +12,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -84,7 +85,7 @@ func Open(ctx context.Context, o Options) (*gorm.DB, error) {
 		if err := ensureSchema(ctx, o.URL, schema); err != nil {
 			return nil, err
 		}
-		gdb, err = gorm.Open(postgres.Open(dsn), cfg)
+		gdb, err = gorm.Open(postgresDialector{postgres.Open(dsn).(*postgres.Dialector)}, cfg)
 		if err == nil {
 			sqlDB, _ := gdb.DB()
 			sqlDB.SetMaxOpenConns(orInt(o.MaxOpenConns, 6))
@@ -115,7 +116,22 @@ func Open(ctx context.Context, o Options) (*gorm.DB, error) {
 		}
 		sqlDB.SetMaxOpenConns(orInt(o.MaxOpenConns, 8))
 		sqlDB.SetMaxIdleConns(orInt(o.MaxOpenConns, 8))
-		gdb, err = gorm.Open(sqlite.New(sqlite.Config{Conn: newSQLitePool(sqlDB)}), cfg)
+		// Processes opening a new file at the same moment (a seed beside a
+		// serve, concurrent migrators): switching it to WAL takes a lock
+		// SQLite does not wait for, busy_timeout or not, so the loser's
+		// first connection fails with SQLITE_BUSY. The lock is gone a
+		// moment later; the first connection is made here, retried, rather
+		// than in gorm.Open, which closes the pool when it fails.
+		for attempt := 1; ; attempt++ {
+			err = sqlDB.PingContext(ctx)
+			if err == nil || !IsSerializationFailure(err) || attempt == 50 {
+				break
+			}
+			time.Sleep(time.Duration(5+rand.IntN(20)) * time.Millisecond)
+		}
+		if err == nil {
+			gdb, err = gorm.Open(sqliteDialector{sqlite.New(sqlite.Config{Conn: newSQLitePool(sqlDB)}).(*sqlite.Dialector)}, cfg)
+		}
 		if err != nil {
 			_ = sqlDB.Close()
 		}
@@ -132,6 +148,24 @@ func Open(ctx context.Context, o Options) (*gorm.DB, error) {
 	}
 	return gdb, nil
 }
+
+// The dialectors, but for Explain. gorm's Scan (Raw(…).Scan(&v), the
+// usual way to read a query into a struct) swaps in a recorder that
+// renders every statement with its values — Explain, regular expressions
+// over the SQL — whether or not anything will log it. Our logger discards
+// SQL (logger.Discard), so the rendering was pure cost: 2–3% of the
+// server's CPU under the checkout load (README, "Performance"). Explain
+// answers the SQL as written; everything else is the driver's.
+type (
+	postgresDialector struct{ *postgres.Dialector }
+	sqliteDialector   struct{ *sqlite.Dialector }
+)
+
+// Explain answers sql without rendering vars into it.
+func (postgresDialector) Explain(sql string, _ ...any) string { return sql }
+
+// Explain answers sql without rendering vars into it.
+func (sqliteDialector) Explain(sql string, _ ...any) string { return sql }
 
 // Close releases the pool behind gdb.
 func Close(gdb *gorm.DB) error {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"gorm.io/gorm"
+
 	"github.com/retailco/pos/internal/platform/db"
 	"github.com/retailco/pos/internal/platform/testkit"
 )
@@ -163,4 +165,51 @@ func TestTuples(t *testing.T) {
 			t.Errorf("Tuples(%q, %d) = %q, want %q", c.tuple, c.n, got, c.want)
 		}
 	}
+}
+
+// TestDialectorsSkipExplain: the dialectors answer Explain with the SQL as
+// written (gorm's Scan renders every statement through it for a recorder
+// nobody reads), and keep the rest of their driver: a nested transaction
+// still rolls back to its savepoint, and Scan still reads.
+func TestDialectorsSkipExplain(t *testing.T) {
+	t.Parallel()
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		ctx := context.Background()
+		gdb, err := db.Open(ctx, b.Options(t, "explain"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close(gdb) })
+		if got := gdb.Dialector.Explain("SELECT ? WHERE id = ?", 1, "x"); got != "SELECT ? WHERE id = ?" {
+			t.Errorf("Explain rendered %q", got)
+		}
+		if err := gdb.Exec(`CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER NOT NULL)`).Error; err != nil {
+			t.Fatal(err)
+		}
+		err = gdb.Transaction(func(tx *gorm.DB) error {
+			if err := tx.Exec(`INSERT INTO kv VALUES ('kept', 1)`).Error; err != nil {
+				return err
+			}
+			nested := tx.Transaction(func(tx *gorm.DB) error {
+				if err := tx.Exec(`INSERT INTO kv VALUES ('undone', 2)`).Error; err != nil {
+					return err
+				}
+				return errors.New("undo the nested one")
+			})
+			if nested == nil {
+				return errors.New("the nested transaction did not fail")
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		if err := gdb.Raw(`SELECT k FROM kv ORDER BY k`).Scan(&keys).Error; err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) != 1 || keys[0] != "kept" {
+			t.Fatalf("after a nested transaction rolled back to its savepoint: %v, want [kept]", keys)
+		}
+	})
 }
