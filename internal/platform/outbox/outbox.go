@@ -201,14 +201,20 @@ func (r *Relay) Run(ctx context.Context) error {
 	failures := 0
 	var lastMeasure time.Time
 	for ctx.Err() == nil {
-		n, err := r.relayBatch(ctx)
+		n, drained, err := r.relayBatch(ctx)
 		if ctx.Err() != nil {
 			break
 		}
-		// Measured on failures too (a growing backlog while the bus is down
-		// is what the gauge is for), but at most once a second: counting a
-		// large backlog after every batch would cost more than relaying it.
-		if time.Since(lastMeasure) >= time.Second || n < r.o.BatchSize {
+		switch {
+		case err == nil && drained:
+			// Its read found every row there was: nothing to count.
+			r.backlog.Set(0)
+			lastMeasure = time.Now()
+		case time.Since(lastMeasure) >= time.Second:
+			// Measured on failures too (a growing backlog while the bus is
+			// down is what the gauge is for), but at most once a second:
+			// counting a large backlog after every batch would cost more
+			// than relaying it.
 			r.measure(ctx)
 			lastMeasure = time.Now()
 		}
@@ -239,43 +245,82 @@ func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) {
 	}
 }
 
+// outboxRow is a row as the relay reads it.
+type outboxRow struct {
+	Position int64
+	EventID  string
+	Envelope string
+}
+
 // relayBatch publishes the oldest unpublished rows and deletes them. It
-// returns how many it published.
-func (r *Relay) relayBatch(ctx context.Context) (int, error) {
+// returns how many rows it read, and whether its read left nothing
+// unpublished (it held the relay lock and took every row there was).
+func (r *Relay) relayBatch(ctx context.Context) (n int, drained bool, err error) {
+	var rows []outboxRow
 	if r.dialect != db.Postgres {
-		return r.publishBatch(ctx, r.db.WithContext(ctx))
+		// One process per SQLite file: no lock to take.
+		q := r.db.WithContext(ctx)
+		err := q.Raw(`SELECT position, event_id, envelope FROM outbox WHERE published_at IS NULL ORDER BY position LIMIT ?`,
+			r.o.BatchSize).Scan(&rows).Error
+		if err != nil {
+			return 0, false, fmt.Errorf("read outbox: %w", err)
+		}
+		positions, err := r.publish(ctx, rows)
+		if err == nil && len(positions) > 0 {
+			err = q.Exec(`DELETE FROM outbox WHERE position IN ?`, positions).Error
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		return len(rows), len(rows) < r.o.BatchSize && len(positions) == len(rows), nil
 	}
-	var n int
-	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		// One relay per outbox at a time, across processes; the lock goes
-		// with the transaction, so a relay that dies releases it.
-		var mine bool
-		if err := db.ScanRow(tx.Raw(`SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox_relay'))`), &mine); err != nil {
-			return err
+	// On PostgreSQL, one relay per outbox at a time, across processes: a
+	// transaction-scoped advisory lock, which a relay that dies releases.
+	// The lock and the read are one statement (the CTE takes the lock
+	// once, before the read), sent with the BEGIN; the DELETE goes with
+	// the COMMIT: two round trips a batch, the publish between them.
+	err = db.InPipeline(ctx, r.db, func(p *db.Pipeline) error {
+		rows, n, drained = rows[:0], 0, false
+		mine := false
+		err := p.Query(`WITH relay AS (SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox_relay')) AS mine)
+			SELECT relay.mine, o.position, o.event_id, o.envelope FROM relay LEFT JOIN LATERAL (
+				SELECT position, event_id, envelope FROM outbox WHERE relay.mine AND published_at IS NULL
+				ORDER BY position LIMIT ?) AS o ON true`, []any{r.o.BatchSize}, func(row db.RowScanner) error {
+			var (
+				pos           *int64
+				eventID, body *string
+			)
+			if err := row.Scan(&mine, &pos, &eventID, &body); err != nil {
+				return err
+			}
+			if pos != nil { // a row of NULLs when there is none, or the lock is another relay's
+				rows = append(rows, outboxRow{*pos, *eventID, *body})
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("read outbox: %w", err)
 		}
 		if !mine {
 			return nil
 		}
-		var err error
-		n, err = r.publishBatch(ctx, tx)
-		return err
+		positions, err := r.publish(ctx, rows)
+		if err != nil {
+			return err
+		}
+		if len(positions) > 0 {
+			// Only now: a crash before this commits republishes, never loses.
+			p.Queue(`DELETE FROM outbox WHERE position = ANY(?)`, positions)
+		}
+		n, drained = len(rows), len(rows) < r.o.BatchSize && len(positions) == len(rows)
+		return nil
 	})
-	return n, err
+	return n, drained, err
 }
 
-func (r *Relay) publishBatch(ctx context.Context, q *gorm.DB) (int, error) {
-	var rows []struct {
-		Position int64
-		EventID  string
-		Envelope string
-	}
-	if err := q.Raw(`SELECT position, event_id, envelope FROM outbox WHERE published_at IS NULL ORDER BY position LIMIT ?`,
-		r.o.BatchSize).Scan(&rows).Error; err != nil {
-		return 0, fmt.Errorf("read outbox: %w", err)
-	}
-	if len(rows) == 0 {
-		return 0, nil
-	}
+// publish decodes rows and publishes them, and returns the positions of
+// those published, for the caller to delete once the bus took them.
+func (r *Relay) publish(ctx context.Context, rows []outboxRow) ([]int64, error) {
 	envs := make([]events.Envelope, 0, len(rows))
 	positions := make([]int64, 0, len(rows))
 	for _, row := range rows {
@@ -290,16 +335,12 @@ func (r *Relay) publishBatch(ctx context.Context, q *gorm.DB) (int, error) {
 		positions = append(positions, row.Position)
 	}
 	if len(envs) == 0 {
-		return len(rows), nil
+		return nil, nil
 	}
 	if err := r.pub.Publish(ctx, envs...); err != nil {
-		return 0, fmt.Errorf("publish outbox: %w", err)
+		return nil, fmt.Errorf("publish outbox: %w", err)
 	}
-	// Only now: a crash before this line republishes, never loses.
-	if err := q.Exec(`DELETE FROM outbox WHERE position IN ?`, positions).Error; err != nil {
-		return 0, fmt.Errorf("delete published outbox rows: %w", err)
-	}
-	return len(rows), nil
+	return positions, nil
 }
 
 // Backlog counts the rows not yet published.
