@@ -55,17 +55,9 @@ func drain(t *testing.T, s EventStore, c *collect) {
 // single writer, so positions there commit in order by construction.)
 func TestSQLRelayLateCommit(t *testing.T) {
 	t.Parallel()
-	var pg *testkit.Backend
-	for _, b := range testkit.Backends(t) {
-		if b.Name == "postgres" {
-			pg = &b
-		}
-	}
-	if pg == nil {
-		t.Skip("needs PostgreSQL (POS_TEST_POSTGRES_URL; required in CI): SQLite commits positions in order by construction")
-	}
+	pg := testkit.PostgresBackend(t, "SQLite commits positions in order by construction")
 	ctx := context.Background()
-	s := NewSQLEventStore(openReadDB(t, *pg))
+	s := NewSQLEventStore(openReadDB(t, pg))
 	inTx := make(chan struct{})
 	release := make(chan struct{})
 	var held atomic.Bool

@@ -369,17 +369,9 @@ func TestOppositeLineOrders(t *testing.T) {
 // database instead.
 func TestStockRowsLockInKeyOrder(t *testing.T) {
 	t.Parallel()
-	var pg *testkit.Backend
-	for _, b := range testkit.Backends(t) {
-		if b.Name == "postgres" {
-			pg = &b
-		}
-	}
-	if pg == nil {
-		t.Skip("row locks are a PostgreSQL matter: set POS_TEST_POSTGRES_URL (CI does)")
-	}
+	pg := testkit.PostgresBackend(t, "row locks are a PostgreSQL matter")
 	ctx := context.Background()
-	f := newFixture(t, *pg, false)
+	f := newFixture(t, pg, false)
 	locX, locY := f.location(t, "KEY-X"), f.location(t, "KEY-Y")
 	pX, pY := f.product(t, "KEY-X", 0), f.product(t, "KEY-Y", 0)
 	lowLoc, highLoc := min(locX, locY), max(locX, locY)
@@ -536,17 +528,9 @@ func (movementRow) TableName() string { return "stock_movements" }
 // reserves and settles again.
 func TestPipelinedWriteCheck(t *testing.T) {
 	t.Parallel()
-	var pg *testkit.Backend
-	for _, b := range testkit.Backends(t) {
-		if b.Name == "postgres" {
-			pg = &b
-		}
-	}
-	if pg == nil {
-		t.Skip("pipelined transactions are PostgreSQL's: set POS_TEST_POSTGRES_URL (CI does)")
-	}
+	pg := testkit.PostgresBackend(t, "pipelined transactions are PostgreSQL's")
 	ctx := context.Background()
-	f := newFixture(t, *pg, false)
+	f := newFixture(t, pg, false)
 	loc, p := f.location(t, "PIPE"), f.product(t, "PIPE", 0)
 	f.receive(t, p, loc, 10)
 	for _, q := range []string{

@@ -78,6 +78,19 @@ func Backends(t testing.TB) []Backend {
 	return out
 }
 
+// PostgresBackend is PostgreSQL, for a test about it alone (row locks,
+// commit order, pipelining): without POS_TEST_POSTGRES_URL the test is
+// skipped, why saying what it needs PostgreSQL for, and under
+// POS_TEST_REQUIRE_INFRA=1 (CI) it fails instead.
+func PostgresBackend(t testing.TB, why string) Backend {
+	t.Helper()
+	if os.Getenv("POS_TEST_POSTGRES_URL") == "" && !RequireInfra() {
+		t.Skipf("%s: set POS_TEST_POSTGRES_URL (CI does)", why)
+	}
+	needInfra(t, "POS_TEST_POSTGRES_URL", "PostgreSQL")
+	return Backend{Name: "postgres"}
+}
+
 // ForEachBackend runs fn as a subtest per engine.
 func ForEachBackend(t *testing.T, fn func(t *testing.T, b Backend)) {
 	t.Helper()
