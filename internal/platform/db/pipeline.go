@@ -2,11 +2,11 @@ package db
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/gorm"
 )
@@ -61,7 +61,7 @@ func (p *Pipeline) Query(q string, args []any, scan func(RowScanner) error) erro
 	if err == nil {
 		err = scanAll(br, scan)
 	}
-	return errors.Join(err, br.Close())
+	return closeBatch(br, err)
 }
 
 // Queue adds a write to send with the next Query or, at the latest, with
@@ -96,14 +96,22 @@ func (p *Pipeline) commit() error {
 	br := p.conn.SendBatch(p.ctx, b)
 	err := execAll(br, b.Len()-1)
 	if err == nil {
-		// A COMMIT of a transaction that failed answers ROLLBACK.
-		var tag string
-		t, cerr := br.Exec()
-		if tag, err = t.String(), cerr; err == nil && tag != "COMMIT" {
+		var tag pgconn.CommandTag
+		if tag, err = br.Exec(); err == nil && tag.String() != "COMMIT" {
+			// A COMMIT of a transaction that failed answers ROLLBACK.
 			err = fmt.Errorf("commit: the transaction was rolled back (%s)", tag)
 		}
 	}
-	return errors.Join(err, br.Close())
+	return closeBatch(br, err)
+}
+
+// closeBatch closes br and returns err, or the error closing found when
+// there was none (pgx's Close repeats the first error it met).
+func closeBatch(br pgx.BatchResults, err error) error {
+	if cerr := br.Close(); err == nil {
+		return cerr
+	}
+	return err
 }
 
 // rollback ends a transaction that failed, unless the connection is idle
