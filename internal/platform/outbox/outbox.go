@@ -266,11 +266,14 @@ func (r *Relay) relayBatch(ctx context.Context) (n int, drained bool, err error)
 			return 0, false, fmt.Errorf("read outbox: %w", err)
 		}
 		positions, err := r.publish(ctx, rows)
-		if err == nil && len(positions) > 0 {
-			err = q.Exec(`DELETE FROM outbox WHERE position IN ?`, positions).Error
-		}
 		if err != nil {
 			return 0, false, err
+		}
+		if len(positions) > 0 {
+			// Only now: a crash before this line republishes, never loses.
+			if err := q.Exec(`DELETE FROM outbox WHERE position IN ?`, positions).Error; err != nil {
+				return 0, false, fmt.Errorf("delete published outbox rows: %w", err)
+			}
 		}
 		return len(rows), len(rows) < r.o.BatchSize && len(positions) == len(rows), nil
 	}
@@ -315,7 +318,10 @@ func (r *Relay) relayBatch(ctx context.Context) (n int, drained bool, err error)
 		n, drained = len(rows), len(rows) < r.o.BatchSize && len(positions) == len(rows)
 		return nil
 	})
-	return n, drained, err
+	if err != nil {
+		return 0, false, fmt.Errorf("relay outbox batch: %w", err)
+	}
+	return n, drained, nil
 }
 
 // publish decodes rows and publishes them, and returns the positions of
