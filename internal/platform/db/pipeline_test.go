@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
@@ -162,5 +163,33 @@ func TestPipeline(t *testing.T) {
 		return tx.Exec(`SELECT balance FROM accounts WHERE id = 'a' FOR UPDATE NOWAIT`).Error
 	}); err != nil {
 		t.Fatalf("a pipelined transaction still holds its locks: %v", err)
+	}
+}
+
+// TestPipelineCancelled: a pipelined transaction whose context ends while
+// a statement runs fails with the context's error, leaves nothing behind,
+// and the pool's one connection (or its replacement) serves the next.
+func TestPipelineCancelled(t *testing.T) {
+	t.Parallel()
+	gdb := pipelineDB(t, testkit.PostgresURL(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err := db.InPipeline(ctx, gdb, func(p *db.Pipeline) error {
+		if err := transfer(50)(p); err != nil {
+			return err
+		}
+		return p.Query(`SELECT pg_sleep(5)`, nil, func(db.RowScanner) error { return nil })
+	})
+	if err == nil || ctx.Err() == nil {
+		t.Fatalf("a transaction cancelled mid-statement: %v", err)
+	}
+	if a, b := balances(t, gdb); a != 100 || b != 0 {
+		t.Fatalf("after the cancelled transfer: a %d, b %d, want 100 and 0", a, b)
+	}
+	if err := db.InPipeline(context.Background(), gdb, transfer(10)); err != nil {
+		t.Fatalf("the next transaction on the pool: %v", err)
+	}
+	if a, b := balances(t, gdb); a != 90 || b != 10 {
+		t.Fatalf("after the next transfer: a %d, b %d, want 90 and 10", a, b)
 	}
 }
