@@ -34,6 +34,11 @@ import (
 type standIn struct {
 	t      *testing.T
 	routes *kongconf.File
+	// upstream keeps connections to the instances alive, as Kong does
+	// (its upstream keepalive pool). Go's default transport keeps two
+	// idle connections per host, so under load most hops opened a new
+	// TCP connection, a cost Kong does not have.
+	upstream *http.Transport
 
 	mu       sync.Mutex
 	backends map[string][]*backend // context → instances
@@ -60,7 +65,10 @@ func newStandIn(t *testing.T) (*standIn, *httptest.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &standIn{t: t, routes: f, backends: map[string][]*backend{}}
+	upstream := http.DefaultTransport.(*http.Transport).Clone()
+	upstream.MaxIdleConnsPerHost = 256
+	t.Cleanup(upstream.CloseIdleConnections)
+	g := &standIn{t: t, routes: f, backends: map[string][]*backend{}, upstream: upstream}
 	srv := httptest.NewServer(g)
 	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -137,6 +145,7 @@ func (g *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		tried[b] = true
 		refused := false
 		proxy := httputil.NewSingleHostReverseProxy(b.url)
+		proxy.Transport = g.upstream
 		proxy.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, err error) {
 			if errors.Is(err, syscall.ECONNREFUSED) {
 				refused = true // never reached the instance: safe to retry elsewhere
