@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -414,7 +416,9 @@ func TestFleetVsMonolithCheckout(t *testing.T) {
 	_ = mono.stop(syscall.SIGTERM)
 
 	f := startFleet(t)
+	before := fleetCPU(f)
 	fl := runLoad(t, f.url, f.admin, "checkout", 20)
+	logCPU(t, "fleet checkout", before, fleetCPU(f))
 	t.Logf("checkout, 20 VUs, no think time, 20 s (POST /checkout):")
 	t.Logf("  monolith (PostgreSQL + Redis): %.1f checkouts/s, p95 %.1f ms, errors %.2f%%", m.checkout.RPS, m.checkout.Latency.P95, 100*m.checkout.ErrorRate)
 	t.Logf("  fleet (%d processes + gateway): %.1f checkouts/s, p95 %.1f ms, errors %.2f%%", len(f.procs), fl.checkout.RPS, fl.checkout.Latency.P95, 100*fl.checkout.ErrorRate)
@@ -474,4 +478,77 @@ func runLoad(t *testing.T, target, admin, scenario string, vus int) loadResult {
 		}
 	}
 	return res
+}
+
+// fleetCPU reads the CPU time (clock ticks) each part of the fleet has
+// used so far: every pos process, the test process (the stand-in gateway
+// runs in it), and PostgreSQL's and Redis's processes together. Linux
+// only (/proc); elsewhere it is empty and the breakdown is not logged.
+func fleetCPU(f *fleet) map[string]int64 {
+	out := map[string]int64{}
+	for name, p := range f.procs {
+		if p.cmd.Process != nil {
+			out[name] += procTicks(p.cmd.Process.Pid)
+		}
+	}
+	out["gateway (test process)"] = procTicks(os.Getpid())
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+		switch strings.TrimSpace(string(comm)) {
+		case "postgres":
+			out["postgresql"] += procTicks(pid)
+		case "redis-server":
+			out["redis"] += procTicks(pid)
+		}
+	}
+	return out
+}
+
+// procTicks is the user and system time of process pid, in clock ticks.
+func procTicks(pid int) int64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may
+	// hold spaces: utime and stime are the 12th and 13th of them.
+	fields := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
+	if len(fields) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(fields[11], 10, 64)
+	st, _ := strconv.ParseInt(fields[12], 10, 64)
+	return u + st
+}
+
+// logCPU logs each part's share of the CPU used between two fleetCPU
+// readings, largest first.
+func logCPU(t *testing.T, what string, before, after map[string]int64) {
+	t.Helper()
+	type part struct {
+		name  string
+		ticks int64
+	}
+	var parts []part
+	var total int64
+	for name, v := range after {
+		if d := v - before[name]; d > 0 {
+			parts = append(parts, part{name, d})
+			total += d
+		}
+	}
+	if total == 0 {
+		return
+	}
+	sort.Slice(parts, func(i, j int) bool { return parts[i].ticks > parts[j].ticks })
+	var b strings.Builder
+	for _, p := range parts {
+		fmt.Fprintf(&b, " %s %.0f%%", p.name, 100*float64(p.ticks)/float64(total))
+	}
+	t.Logf("%s, CPU by process (of %d ticks):%s", what, total, b.String())
 }
