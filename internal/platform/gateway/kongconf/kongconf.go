@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -500,13 +501,33 @@ func (f *File) Match(method, path string) (Match, error) {
 // regex priority slot left for the caller, plain prefix length).
 func matchPath(p, path string) (bool, [3]int, error) {
 	if re, ok := strings.CutPrefix(p, "~"); ok {
-		rx, err := regexp.Compile("^" + re)
+		rx, err := pathRegexp(re)
 		if err != nil {
 			return false, [3]int{}, fmt.Errorf("path %q: %w", p, err)
 		}
 		return rx.MatchString(path), [3]int{1, 0, 0}, nil
 	}
 	return strings.HasPrefix(path, p), [3]int{0, 0, len(p)}, nil
+}
+
+// compiledPaths holds the regular expressions of regex paths, compiled
+// once each: Match runs for every request the fleet test's stand-in
+// gateway routes, and compiling them per request was most of its CPU
+// (README, "Performance"). Paths come from configuration, a bounded set.
+var compiledPaths sync.Map // pattern → *regexp.Regexp
+
+// pathRegexp is the compiled form of a regex path's pattern, anchored as
+// Kong anchors it.
+func pathRegexp(pattern string) (*regexp.Regexp, error) {
+	if rx, ok := compiledPaths.Load(pattern); ok {
+		return rx.(*regexp.Regexp), nil
+	}
+	rx, err := regexp.Compile("^" + pattern)
+	if err != nil {
+		return nil, err
+	}
+	compiledPaths.Store(pattern, rx)
+	return rx, nil
 }
 
 func cmpPrio(a, b [4]int) int {
