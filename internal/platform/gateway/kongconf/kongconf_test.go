@@ -250,3 +250,31 @@ func TestLint(t *testing.T) {
 		}
 	}
 }
+
+// TestMatchCompilesRegexOnce: matching a request against regex routes
+// compiles their expressions once, not per request (the fleet test's
+// stand-in gateway routes every request through Match).
+func TestMatchCompilesRegexOnce(t *testing.T) {
+	f := decode(t, `_format_version: "3.0"
+services:
+  - name: orders
+    url: http://orders:8080
+    routes:
+      - name: one-order
+        methods: [GET]
+        paths: ["~/api/v1/orders/[^/]+/lines/[0-9]+$"]
+        regex_priority: 1
+`)
+	if _, err := f.Match("GET", "/api/v1/orders/o-1/lines/2"); err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(50, func() {
+		if m, err := f.Match("GET", "/api/v1/orders/o-1/lines/2"); err != nil || m.Route != "one-order" {
+			t.Fatalf("no match: %v", err)
+		}
+	})
+	// Compiling the expression alone allocates dozens of times.
+	if allocs > 10 {
+		t.Errorf("Match allocated %.0f times a call: the route's expression is compiled per call", allocs)
+	}
+}
