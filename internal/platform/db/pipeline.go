@@ -65,8 +65,8 @@ func (p *Pipeline) Query(q string, args []any, scan func(RowScanner) error) erro
 }
 
 // Queue adds a write to send with the next Query or, at the latest, with
-// the COMMIT. It must check its own outcome in SQL (see above): nothing
-// reads what it returns.
+// the COMMIT. Nothing reads what it returns: a write whose outcome
+// matters checks it in SQL (see above).
 func (p *Pipeline) Queue(q string, args ...any) {
 	p.queued = append(p.queued, pipelined{Rebind(Postgres, q), args})
 }
