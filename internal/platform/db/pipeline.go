@@ -49,16 +49,43 @@ type pipelined struct {
 // Context is the context the transaction runs under.
 func (p *Pipeline) Context() context.Context { return p.ctx }
 
-// Query sends what is pending — BEGIN if this is the transaction's first
-// statement, then the writes queued since the last Query — and q, all in
-// one round trip, and hands each row of q's result to scan. An error of a
-// queued write is returned here.
+// Stmt is one statement for Send: its SQL, written with "?", its
+// arguments, and what reads its rows (nil: nothing).
+type Stmt struct {
+	SQL  string
+	Args []any
+	Scan func(RowScanner) error
+}
+
+// Query sends what is pending and q in one round trip (see Send), and
+// hands each row of q's result to scan.
 func (p *Pipeline) Query(q string, args []any, scan func(RowScanner) error) error {
+	return p.Send(Stmt{q, args, scan})
+}
+
+// Send sends what is pending — BEGIN if nothing was sent yet, then the
+// writes queued since — and stmts, all in one round trip, and hands each
+// statement's rows to its Scan. Each is a statement of its own, run in
+// order: under READ COMMITTED each sees what was committed before it
+// started, so a statement after one that waited or took a lock sees what
+// the lock's previous holder committed. An error of a queued write is
+// returned here.
+func (p *Pipeline) Send(stmts ...Stmt) error {
 	b := p.pending()
-	b.Queue(Rebind(Postgres, q), args...)
+	queued := b.Len()
+	for _, st := range stmts {
+		b.Queue(Rebind(Postgres, st.SQL), st.Args...)
+	}
 	br := p.conn.SendBatch(p.ctx, b)
-	err := execAll(br, b.Len()-1)
-	if err == nil {
+	err := execAll(br, queued)
+	for _, st := range stmts {
+		if err != nil {
+			break
+		}
+		scan := st.Scan
+		if scan == nil {
+			scan = func(RowScanner) error { return nil }
+		}
 		err = scanAll(br, scan)
 	}
 	return closeBatch(br, err)

@@ -279,33 +279,33 @@ func (r *Relay) relayBatch(ctx context.Context) (n int, drained bool, err error)
 	}
 	// On PostgreSQL, one relay per outbox at a time, across processes: a
 	// transaction-scoped advisory lock, which a relay that dies releases.
-	// The lock and the read are one statement (the CTE takes the lock
-	// once, before the read), sent with the BEGIN; the DELETE goes with
-	// the COMMIT: two round trips a batch, the publish between them.
+	// The lock and the read go with the BEGIN in one round trip, as two
+	// statements: the read must take its snapshot after the lock is
+	// granted, or it could still see rows the lock's previous holder
+	// deleted just before releasing it, and publish them a second time.
+	// The DELETE goes with the COMMIT: two round trips a batch, the
+	// publish between them.
 	err = db.InPipeline(ctx, r.db, func(p *db.Pipeline) error {
 		rows, n, drained = rows[:0], 0, false
 		mine := false
-		err := p.Query(`WITH relay AS (SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox_relay')) AS mine)
-			SELECT relay.mine, o.position, o.event_id, o.envelope FROM relay LEFT JOIN LATERAL (
-				SELECT position, event_id, envelope FROM outbox WHERE relay.mine AND published_at IS NULL
-				ORDER BY position LIMIT ?) AS o ON true`, []any{r.o.BatchSize}, func(row db.RowScanner) error {
-			var (
-				pos           *int64
-				eventID, body *string
-			)
-			if err := row.Scan(&mine, &pos, &eventID, &body); err != nil {
-				return err
-			}
-			if pos != nil { // a row of NULLs when there is none, or the lock is another relay's
-				rows = append(rows, outboxRow{*pos, *eventID, *body})
-			}
-			return nil
-		})
+		err := p.Send(
+			db.Stmt{SQL: `SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox_relay'))`,
+				Scan: func(row db.RowScanner) error { return row.Scan(&mine) }},
+			db.Stmt{SQL: `SELECT position, event_id, envelope FROM outbox WHERE published_at IS NULL ORDER BY position LIMIT ?`,
+				Args: []any{r.o.BatchSize}, Scan: func(row db.RowScanner) error {
+					var o outboxRow
+					if err := row.Scan(&o.Position, &o.EventID, &o.Envelope); err != nil {
+						return err
+					}
+					rows = append(rows, o)
+					return nil
+				}},
+		)
 		if err != nil {
 			return fmt.Errorf("read outbox: %w", err)
 		}
 		if !mine {
-			return nil
+			return nil // another relay's turn: what it read is not ours to publish
 		}
 		positions, err := r.publish(ctx, rows)
 		if err != nil {
