@@ -193,3 +193,62 @@ func TestPipelineCancelled(t *testing.T) {
 		t.Fatalf("after the next transfer: a %d, b %d, want 90 and 10", a, b)
 	}
 }
+
+// TestPipelineSendSnapshots: the statements of one Send are statements of
+// their own, so one that follows a wait for a lock sees what the lock's
+// holder committed before releasing it (the outbox relay's read relies on
+// it). A single statement would have taken its snapshot before waiting.
+func TestPipelineSendSnapshots(t *testing.T) {
+	t.Parallel()
+	url := testkit.PostgresURL(t)
+	gdb := pipelineDB(t, url)
+	ctx := context.Background()
+	holder, err := db.Open(ctx, db.Options{Context: "pipeline", URL: url, MaxOpenConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(holder)
+	tx := holder.Begin()
+	if err := tx.Exec(`SELECT pg_advisory_xact_lock(4242)`).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Exec(`UPDATE accounts SET balance = 77 WHERE id = 'b'`).Error; err != nil {
+		t.Fatal(err)
+	}
+
+	seen := make(chan int64, 1)
+	go func() {
+		var locked, b int64
+		err := db.InPipeline(ctx, gdb, func(p *db.Pipeline) error {
+			return p.Send(
+				db.Stmt{SQL: `SELECT 1 FROM (SELECT pg_advisory_xact_lock(4242)) AS l`, Scan: func(r db.RowScanner) error { return r.Scan(&locked) }},
+				db.Stmt{SQL: `SELECT balance FROM accounts WHERE id = ?`, Args: []any{"b"}, Scan: func(r db.RowScanner) error { return r.Scan(&b) }},
+			)
+		})
+		if err != nil || locked != 1 {
+			t.Errorf("send: %v (locked %d)", err, locked)
+		}
+		seen <- b
+	}()
+	// Once the pipeline waits for the lock, the holder commits.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var waiting int64
+		if err := db.ScanRow(tx.Raw(`SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted`), &waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the pipeline never waited for the lock")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := tx.Commit().Error; err != nil {
+		t.Fatal(err)
+	}
+	if b := <-seen; b != 77 {
+		t.Fatalf("the statement after the lock read balance %d, want the holder's committed 77", b)
+	}
+}
