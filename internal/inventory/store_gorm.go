@@ -158,12 +158,7 @@ func (t txn) query(q string, args []any, scan func(db.RowScanner) error) error {
 		return err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return db.EachRow(rows, scan)
 }
 
 // exec runs q on a gorm transaction and says how many rows it touched

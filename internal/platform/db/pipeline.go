@@ -170,6 +170,19 @@ func scanAll(br pgx.BatchResults, scan func(RowScanner) error) error {
 		return err
 	}
 	defer rows.Close()
+	return EachRow(rows, scan)
+}
+
+// Rows is a result being read; *sql.Rows and pgx.Rows both are.
+type Rows interface {
+	RowScanner
+	Next() bool
+	Err() error
+}
+
+// EachRow hands each row of rows to scan and returns the first error,
+// scan's or the result's own. The caller closes rows.
+func EachRow(rows Rows, scan func(RowScanner) error) error {
 	for rows.Next() {
 		if err := scan(rows); err != nil {
 			return err
